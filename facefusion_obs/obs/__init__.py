@@ -1,0 +1,1 @@
+"""Runs inside OBS: standard library only, never blocks the render thread."""

@@ -1,0 +1,195 @@
+"""One "FaceFusion Live" filter instance: its channel to the worker and its per-frame path.
+
+Rules this class keeps: nothing here waits on the worker; when there is no fresh result the last
+one is drawn, and when the worker is not running the frame passes through untouched; only the
+render thread touches the channel's shared memory and GPU objects.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import time
+from types import SimpleNamespace
+from typing import Any
+
+from facefusion_obs.config import default_options
+from facefusion_obs.ipc.frames import FrameChannel, check_geometry
+from facefusion_obs.obs.gpu import GpuResources, copy_rows
+from facefusion_obs.obs.supervisor import Supervisor
+
+_channel_ids = itertools.count(1)
+
+
+class RateMeter:
+    """Events per second over the last second, and a rolling window of durations for p50/p95."""
+
+    def __init__(self, window: int = 300) -> None:
+        self._times: collections.deque[float] = collections.deque()
+        self.durations_ms: collections.deque[float] = collections.deque(maxlen=window)
+
+    def tick(self, now: float, duration_ms: float | None = None) -> None:
+        self._times.append(now)
+        if duration_ms is not None:
+            self.durations_ms.append(duration_ms)
+
+    def rate(self, now: float) -> float:
+        while self._times and now - self._times[0] > 1.0:
+            self._times.popleft()
+        return float(len(self._times))
+
+    def percentile(self, q: float) -> float:
+        if not self.durations_ms:
+            return 0.0
+        ordered = sorted(self.durations_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class FaceFusionFilter:
+    def __init__(self, source: int, api: SimpleNamespace, gs: SimpleNamespace,
+                 supervisor_of: Any, options: dict[str, Any] | None = None) -> None:
+        self.source = source
+        self.api, self.gs = api, gs
+        self._supervisor_of = supervisor_of  # callable: the current Supervisor or None
+        self.channel_id = next(_channel_ids)
+        self.options = options or default_options()
+        self.gpu: GpuResources | None = None
+        self.channel: FrameChannel | None = None
+        self.generation = 0
+        self.frame_id = 0
+        self.output_count = 0
+        self.has_output = False
+        self.last_latency_ms = 0.0
+        self.frames_in = RateMeter()
+        self.frames_out = RateMeter()
+        self.readback_cost = RateMeter()
+        self.upload_cost = RateMeter()
+
+    # ------------------------------------------------------------------------------ from the UI
+    def update(self, options: dict[str, Any]) -> None:
+        """New settings from the properties dialog (UI thread). The worker gets them live."""
+        self.options = options
+        sup = self._supervisor_of()
+        if sup is not None and self.channel is not None:
+            sup.send(self.generation, "configure", channel=self.channel_id, options=options)
+
+    # ---------------------------------------------------------------------------- per frame
+    def render(self) -> None:
+        api = self.api
+        sup: Supervisor | None = self._supervisor_of()
+        target = api.obs_filter_get_target(self.source)
+        width = api.obs_source_get_base_width(target) if target else 0
+        height = api.obs_source_get_base_height(target) if target else 0
+        if not (self.options["enabled"] and sup is not None and sup.running and width and height):
+            self._pass_through()
+            return
+        try:
+            check_geometry(width, height)
+        except ValueError:
+            self._pass_through()
+            return
+        if self.gpu is None or (self.gpu.width, self.gpu.height) != (width, height):
+            self._drop_gpu()
+            self.gpu = GpuResources(api, self.gs, width, height)
+        if self.channel is None or self.generation != sup.generation or (
+                self.channel.width, self.channel.height) != (width, height):
+            self._open_channel(sup, width, height)
+
+        texture = self.gpu.capture(self.source)
+        if texture is None:
+            return
+        self._send_frame(sup, texture)
+        self._take_output(sup)
+        self.gpu.draw(self.gpu.output if self.has_output else texture)
+
+    def _pass_through(self) -> None:
+        self.has_output = False
+        self.api.obs_source_skip_video_filter(self.source)
+
+    def _send_frame(self, sup: Supervisor, texture: int) -> None:
+        channel, gpu = self.channel, self.gpu
+        assert channel is not None and gpu is not None
+        t0 = time.perf_counter()
+
+        def sink(data: int, linesize: int, staged_ns: int) -> None:
+            self.frame_id += 1
+            channel.input.write(
+                lambda slot: copy_rows(channel.input.slot_address(slot), data, linesize,
+                                       gpu.width, gpu.height),
+                frame_id=self.frame_id, capture_ns=staged_ns)
+
+        if gpu.readback(texture, sink):
+            now = time.perf_counter()
+            self.frames_in.tick(now, (now - t0) * 1e3)
+            self.readback_cost.tick(now, (now - t0) * 1e3)
+            sup.notify(self.channel_id)
+
+    def _take_output(self, sup: Supervisor) -> None:
+        channel, gpu = self.channel, self.gpu
+        assert channel is not None and gpu is not None
+        t0 = time.perf_counter()
+        meta = channel.output.read(lambda slot: gpu.upload(channel.output.slot_address(slot)),
+                                   newer_than=self.output_count)
+        if meta is None:
+            return
+        now = time.perf_counter()
+        self.output_count = meta.count
+        self.has_output = True
+        self.last_latency_ms = (time.monotonic_ns() - meta.capture_ns) / 1e6
+        self.frames_out.tick(now)
+        self.upload_cost.tick(now, (now - t0) * 1e3)
+        sup.output_seen()
+
+    def _open_channel(self, sup: Supervisor, width: int, height: int) -> None:
+        self._close_channel(sup)
+        channel = FrameChannel.create(width, height)
+        sup.track_segment(channel.name)
+        self.channel, self.generation = channel, sup.generation
+        self.output_count, self.has_output = 0, False
+        sup.send(self.generation, "open", channel=self.channel_id, shm=channel.name, width=width,
+                 height=height)
+        sup.send(self.generation, "configure", channel=self.channel_id, options=self.options)
+
+    def _close_channel(self, sup: Supervisor | None) -> None:
+        channel, self.channel = self.channel, None
+        if channel is None:
+            return
+        if sup is not None:
+            sup.send(self.generation, "close", channel=self.channel_id)
+            sup.release_segment(channel.name)
+        channel.close()
+
+    def _drop_gpu(self) -> None:
+        if self.gpu is not None:
+            self.gpu.free_in_context()
+            self.gpu = None
+
+    # ------------------------------------------------------------------------------- status
+    def status(self) -> str:
+        sup = self._supervisor_of()
+        now = time.perf_counter()
+        if sup is None:
+            return "Worker: stopped (script unloaded)"
+        state = sup.state + (f" ({sup.detail})" if sup.detail else "")
+        if not self.options["enabled"]:
+            return f"Worker: {state} | filter disabled: passing frames through"
+        line = (f"Worker: {state} | in {self.frames_in.rate(now):.0f} fps, "
+                f"out {self.frames_out.rate(now):.0f} fps | latency {self.last_latency_ms:.0f} ms")
+        if sup.errors:
+            line += f" | last error: {sup.errors[-1][:160]}"
+        return line
+
+    def cost_summary(self) -> str:
+        """OBS-side per-frame cost (readback and upload), for the log and the Performance section."""
+        size = f"{self.gpu.width}x{self.gpu.height}" if self.gpu else "-"
+        return (f"obs-side cost {size}: readback p50 {self.readback_cost.percentile(0.5):.2f} "
+                f"p95 {self.readback_cost.percentile(0.95):.2f} ms, upload p50 "
+                f"{self.upload_cost.percentile(0.5):.2f} p95 {self.upload_cost.percentile(0.95):.2f} ms "
+                f"(over {len(self.readback_cost.durations_ms)} frames)")
+
+    # --------------------------------------------------------------------------------- end
+    def destroy(self) -> None:
+        self._close_channel(self._supervisor_of())
+        if self.gpu is not None:
+            self.gpu.free()
+            self.gpu = None

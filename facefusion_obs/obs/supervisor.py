@@ -1,0 +1,291 @@
+"""Starts, watches and restarts the worker. Standard library only; no call here blocks its caller.
+
+The render thread only flips flags and appends to a deque (``send``, ``notify``, ``frame_written``,
+``output_seen``); a relay thread talks to the worker and a watchdog thread kills a worker that dies
+or stalls. Each connected worker is a new *generation*: filters compare generations to know when to
+open their channels again, and messages queued for an older generation are dropped, not replayed.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from facefusion_obs.config import PROJECT_ROOT, locations
+from facefusion_obs.ipc.control import ControlConnection, Endpoint, ProtocolError
+from facefusion_obs.ipc.shm import sweep_orphans, unlink
+
+BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0)
+HEALTHY_RESET_S = 30.0
+STARTUP_S = 30.0
+LOADING_GRACE_S = 60.0
+FRAMES_FLOWING_S = 0.5
+
+
+@dataclass
+class WorkerStats:
+    processed: int = 0
+    dropped: int = 0
+    process_ms: float = 0.0
+
+
+def configured_python() -> str | None:
+    """The interpreter the installer recorded, or ``FACEFUSION_OBS_PYTHON``; None if neither."""
+    if os.environ.get("FACEFUSION_OBS_PYTHON"):
+        return os.environ["FACEFUSION_OBS_PYTHON"]
+    try:
+        data = json.loads(locations().worker_config.read_text())
+        python = data.get("python")
+        return python if isinstance(python, str) and os.path.exists(python) else None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+class Supervisor:
+    """One per OBS process. ``state`` is a short word; ``detail`` says more for the status line."""
+
+    def __init__(self, python: str | None, *, stall_s: float = 2.0, log: Callable[[str], None] = print,
+                 startup_s: float = STARTUP_S) -> None:
+        self.python = python
+        self.stall_s = stall_s
+        self.startup_s = startup_s
+        self.log = log
+        self.state = "stopped"
+        self.detail = ""
+        self.provider = ""
+        self.generation = 0
+        self.restarts = 0
+        self.worker_pid: int | None = None
+        self.stats: dict[int, WorkerStats] = {}
+        self.errors: collections.deque[str] = collections.deque(maxlen=8)
+        self._outbox: collections.deque[tuple[int, str, dict[str, Any]]] = collections.deque(maxlen=1024)
+        self._pending_frames: set[int] = set()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._conn: ControlConnection | None = None
+        self._loading = False
+        self._last_frame = 0.0
+        self._last_alive = 0.0
+        self._segments: set[str] = set()  # created by filters, not yet unlinked
+        self._threads: list[threading.Thread] = []
+
+    # ------------------------------------------------------------------ render-thread API (no waits)
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+    def send(self, generation: int, kind: str, **fields: Any) -> None:
+        """Queue a message for the worker of ``generation``; dropped if that worker is gone."""
+        self._outbox.append((generation, kind, fields))
+        self._wake.set()
+
+    def notify(self, channel: int) -> None:
+        """A new frame is in ``channel``'s input. Coalesced: at most one wake-up per relay pass."""
+        self._pending_frames.add(channel)
+        self._last_frame = time.monotonic()
+        self._wake.set()
+
+    def output_seen(self) -> None:
+        """A filter found a fresh output: the worker is alive even if it is too busy to talk."""
+        self._last_alive = time.monotonic()
+
+    def track_segment(self, name: str) -> None:
+        self._segments.add(name)
+
+    def release_segment(self, name: str) -> None:
+        """The filter is done with a segment: make sure its name is gone."""
+        self._segments.discard(name)
+        unlink(name)
+
+    # ---------------------------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        if self._threads:
+            return
+        for name in sweep_orphans():
+            self.log(f"removed shared memory left by a crashed session: {name}")
+        if not self.python:
+            self._set("not installed", "no worker interpreter configured: run 'python3 installer/install.py'")
+            return
+        self._stop.clear()
+        for target, name in ((self._relay, "ffobs-relay"), (self._watchdog, "ffobs-watchdog")):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Ask the worker to exit, kill it if it does not, and clean every segment name up."""
+        self._stop.set()
+        self._wake.set()
+        conn = self._conn
+        if conn is not None:
+            try:
+                conn.send("shutdown")
+            except (OSError, ValueError):
+                pass
+        self._end_worker(timeout)
+        for t in self._threads:
+            t.join(timeout)
+        self._threads.clear()
+        for name in list(self._segments):
+            self.release_segment(name)
+        self._set("stopped", "")
+
+    def restart(self, reason: str) -> None:
+        """Kill the worker now; the relay thread starts a new one after the backoff."""
+        self.log(f"restarting worker: {reason}")
+        self.detail = reason
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+
+    # ------------------------------------------------------------------------------------ threads
+    def _set(self, state: str, detail: str) -> None:
+        if (state, detail) != (self.state, self.detail):
+            self.state, self.detail = state, detail
+            self.log(f"worker {state}{': ' + detail if detail else ''}")
+
+    def _relay(self) -> None:
+        attempt = 0
+        while not self._stop.is_set():
+            started = time.monotonic()
+            reason = self._run_one_worker()
+            if self._stop.is_set():
+                break
+            if time.monotonic() - started > HEALTHY_RESET_S:
+                attempt = 0
+            delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
+            attempt += 1
+            self.restarts += 1
+            self._set("restarting", f"{reason}; retrying in {delay:g} s")
+            self._stop.wait(delay)
+
+    def _run_one_worker(self) -> str:
+        """Start a worker, serve it until it goes away, and return why it did."""
+        endpoint = Endpoint.new()
+        self._set("starting", "")
+        try:
+            env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT), PYTHONUNBUFFERED="1")
+            flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)
+            self._proc = subprocess.Popen(
+                [self.python, "-m", "facefusion_obs.worker"], stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=str(PROJECT_ROOT), env=env,
+                creationflags=flags)
+        except OSError as exc:
+            endpoint.remove()
+            return f"cannot start {self.python}: {exc.strerror or exc}"
+        proc = self._proc
+        self.worker_pid = proc.pid
+        threading.Thread(target=self._pump_stderr, args=(proc,), name="ffobs-stderr", daemon=True).start()
+        try:
+            assert proc.stdin is not None
+            proc.stdin.write((endpoint.to_json() + "\n").encode())
+            proc.stdin.close()
+            conn = self._connect(endpoint, proc)
+            if conn is None:
+                return self.detail or f"worker exited during start-up (code {proc.poll()})"
+            self._conn = conn
+            return self._serve(conn, proc)
+        except (OSError, EOFError) as exc:
+            return f"worker connection lost: {exc}"
+        finally:
+            self._conn = None
+            self._end_worker(1.0)
+            endpoint.remove()
+            # The dead worker's channels are gone: their unattached names must not linger.
+            for name in list(self._segments):
+                self.release_segment(name)
+
+    def _connect(self, endpoint: Endpoint, proc: subprocess.Popen[bytes]) -> ControlConnection | None:
+        deadline = time.monotonic() + self.startup_s
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            if proc.poll() is not None:
+                return None
+            try:
+                return endpoint.connect()
+            except (FileNotFoundError, ConnectionRefusedError):
+                self._stop.wait(0.02)
+        self.detail = f"worker did not answer within {self.startup_s:g} s"
+        return None
+
+    def _serve(self, conn: ControlConnection, proc: subprocess.Popen[bytes]) -> str:
+        msg = conn.recv()
+        if msg["type"] != "ready":
+            return f"worker spoke {msg['type']!r} before 'ready'"
+        self.provider = msg["provider"]
+        self._outbox.clear()
+        self._pending_frames.clear()
+        self._last_alive = time.monotonic()
+        self.generation += 1
+        self._set("running", f"pid {msg['pid']}, {self.provider}")
+        while not self._stop.is_set():
+            if proc.poll() is not None:
+                return f"worker exited with code {proc.returncode}"
+            self._wake.wait(0.02)
+            self._wake.clear()
+            while self._outbox:
+                generation, kind, fields = self._outbox.popleft()
+                if generation == self.generation:
+                    conn.send(kind, **fields)
+            if self._pending_frames:
+                channels, self._pending_frames = self._pending_frames, set()
+                conn.send("frames", channels=sorted(channels))
+            while conn.poll(0):
+                try:
+                    self._on_message(conn.recv())
+                except ProtocolError as exc:
+                    self.log(f"rejected message from worker: {exc}")
+        return "stopped"
+
+    def _on_message(self, msg: dict[str, Any]) -> None:
+        self._last_alive = time.monotonic()
+        kind = msg["type"]
+        if kind == "attached":
+            # Both sides have it mapped: the name is no longer needed, and without a name nothing
+            # can be left in /dev/shm whichever process crashes next.
+            self.release_segment(msg["shm"])
+        elif kind == "status":
+            self._loading = msg["state"] == "loading"
+            self.provider = msg["provider"]
+            for s in msg["channels"]:
+                self.stats[s["channel"]] = WorkerStats(s["processed"], s["dropped"], s["process_ms"])
+        elif kind == "error":
+            self.errors.append(msg["message"])
+            self.log(f"worker error: {msg['message']}")
+
+    def _watchdog(self) -> None:
+        while not self._stop.wait(0.1):
+            if self.state != "running":
+                continue
+            now = time.monotonic()
+            limit = LOADING_GRACE_S if self._loading else self.stall_s
+            if now - self._last_frame < FRAMES_FLOWING_S and now - self._last_alive > limit:
+                self.restart(f"worker stalled for more than {limit:g} s")
+
+    def _pump_stderr(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stderr is not None
+        for raw in proc.stderr:
+            line = raw.decode("utf-8", "replace").rstrip()
+            if line:
+                self.log(line)
+
+    def _end_worker(self, timeout: float) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
+        self.worker_pid = None
+        if sys.platform != "win32" and proc.stdin and not proc.stdin.closed:
+            proc.stdin.close()

@@ -1,0 +1,1 @@
+"""Per-frame processing in the worker: faces and swap, then matting, then composition to RGBA."""

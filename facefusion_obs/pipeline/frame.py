@@ -1,0 +1,52 @@
+"""The frame pipeline: BGRA in, straight-alpha RGBA out.
+
+Order matters: the face swap runs first so that matting despills and keys the *swapped* face, and the
+swap hands its face mask to the matting as a region that must stay opaque.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from facefusion_obs.config import validate_options
+from facefusion_obs.matting import build_matter
+from facefusion_obs.runtime.xp import module_of
+from facefusion_obs.swap import build_swapper
+
+
+def compose_rgba(rgb: Any, alpha: Any) -> Any:
+    """Stack RGB (H, W, 3) and alpha (H, W), both uint8, into one contiguous RGBA image."""
+    xp = module_of(rgb)
+    out = xp.empty(rgb.shape[:2] + (4,), dtype=xp.uint8)
+    out[..., :3] = rgb
+    out[..., 3] = alpha
+    return out
+
+
+class FramePipeline:
+    """One pipeline per stream: it owns the stream's temporal state (tracking, smoothing, matte history).
+
+    Models are shared between pipelines by the stages' own loaders, so many channels load them once.
+    """
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        self.options = validate_options(dict(options or {}))
+        self.swapper = build_swapper(self.options)
+        self.matter = build_matter(self.options)
+
+    def configure(self, options: Mapping[str, Any]) -> None:
+        """Apply changed options live; stages keep their state where the change allows it."""
+        self.options = validate_options({**self.options, **options})
+        self.swapper.configure(self.options)
+        self.matter.configure(self.options)
+
+    def process(self, bgra: np.ndarray) -> np.ndarray:
+        rgb = np.ascontiguousarray(bgra[..., 2::-1])
+        face_mask = None
+        if self.options["swap_enabled"]:
+            rgb, face_mask = self.swapper.process(rgb)
+        rgb, alpha = self.matter.process(rgb, opaque=face_mask)
+        return compose_rgba(rgb, alpha)

@@ -1,0 +1,70 @@
+"""Face presets: named faces made from photos, stored without pickle, reloaded when they change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from facefusion_obs.presets.names import PresetError, validate_name
+from facefusion_obs.presets.store import Preset, PresetStore, preset_from_image
+
+__all__ = ["IMAGE_SUFFIXES", "Preset", "PresetError", "PresetStore", "PresetWatcher", "preset_from_image",
+           "resolve_source", "validate_name"]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def _looks_like_path(value: str) -> bool:
+    return "/" in value or "\\" in value or value.lower().endswith(IMAGE_SUFFIXES)
+
+
+def resolve_source(value: str, store: PresetStore | None = None) -> Preset | None:
+    """A preset name or an image path (the CLI's ``--source``) to a Preset; "" means none."""
+    value = value.strip()
+    if not value:
+        return None
+    if _looks_like_path(value):
+        path = Path(value).expanduser()
+        if path.is_file():
+            return preset_from_image(path)
+        if "/" in value or "\\" in value:
+            raise PresetError(f"source image {value!r} does not exist")
+    return (store or PresetStore()).load(validate_name(value))
+
+
+class PresetWatcher:
+    """Holds the current preset for an option value and reloads it when its files change on disk.
+
+    ``poll()`` costs one ``stat`` of ``preset.json`` (at most every ``interval`` seconds), so the worker
+    may call it every frame.
+    """
+
+    def __init__(self, value: str, store: PresetStore | None = None, interval: float = 0.5) -> None:
+        self.value, self.store, self.interval = value.strip(), store or PresetStore(), interval
+        self.preset: Preset | None = None
+        self.error: str = ""
+        self._stamp: object = None
+        self._checked = float("-inf")
+        self._load()
+
+    def _is_named(self) -> bool:
+        return bool(self.value) and not _looks_like_path(self.value)
+
+    def _load(self) -> None:
+        self._stamp = self.store.stamp(self.value) if self._is_named() else None
+        try:
+            self.preset, self.error = resolve_source(self.value, self.store), ""
+        except PresetError as exc:
+            self.preset, self.error = None, str(exc)
+
+    def poll(self) -> bool:
+        """Reload if the preset changed on disk; True when ``preset`` was replaced."""
+        import time
+
+        now = time.monotonic()
+        if not self._is_named() or now - self._checked < self.interval:
+            return False
+        self._checked = now
+        if self.store.stamp(self.value) == self._stamp:
+            return False
+        self._load()
+        return True

@@ -1,0 +1,1 @@
+"""Inference runtimes (onnxruntime, LiteRT) and the array module that pixel code is written against."""

@@ -1,0 +1,266 @@
+"""The ``mesh`` swap engine: the preset's face texture warped piecewise-affinely onto the target's
+468 landmarks, colour-matched to the target's lighting and blended through a feathered mask.
+
+Everything per pixel is written once against the frame's array module (numpy or cupy). The warp is
+vectorised over triangles: every triangle's bounding-box pixels are enumerated in one flat array, the
+pixels inside each triangle keep their barycentric coordinates, and the source position of every face
+pixel follows from those in one step (no Python loop over triangles).
+
+What the mask leaves to the target, on purpose: the mouth opening (MediaPipe's mesh has a hole there,
+so the target's teeth and tongue stay), triangles that fold over when the head turns (their winding
+flips, so they are dropped instead of tearing), and faces that are too small, too turned or too far
+outside the frame (passed through unchanged). Eyes are warped from the source through the lid
+landmarks, so a target blink closes the source eye.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from facefusion_obs.matting.ops import box_mean
+from facefusion_obs.runtime.xp import module_of, to_numpy
+
+if TYPE_CHECKING:
+    from facefusion_obs.presets import PresetWatcher
+
+log = logging.getLogger(__name__)
+
+MIN_FACE_PX = 40  # smaller faces are passed through: too few pixels per triangle to warp cleanly
+MAX_FOLDED = 0.30  # fraction of flipped triangles beyond which the pose is too extreme (> ~60° yaw)
+MAX_OUTSIDE = 0.35  # fraction of the face box that may lie outside the frame
+
+
+@dataclass(frozen=True)
+class SourceFace:
+    """What the engine needs from a preset: a face texture and its landmarks in texture pixels."""
+
+    texture: Any  # (h, w, 3) uint8 RGB, in the frame's array module
+    points: np.ndarray  # (468, 2) float64 texture pixels
+
+
+@dataclass
+class FaceResult:
+    """Per face: whether it was swapped, why not otherwise, and timings (ms)."""
+
+    swapped: bool
+    reason: str = ""
+    warp_ms: float = 0.0
+    blend_ms: float = 0.0
+
+
+def signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    a, b, c = points[triangles[:, 0]], points[triangles[:, 1]], points[triangles[:, 2]]
+    return 0.5 * ((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))
+
+
+def rasterize(xp: Any, verts: np.ndarray, triangles: np.ndarray, height: int, width: int,
+              ) -> tuple[Any, Any, Any, Any]:
+    """Which triangle covers each pixel centre of an (height, width) grid, vectorised over triangles.
+
+    ``verts`` are in grid pixels. Returns flat pixel indices, the triangle index of each, and its
+    barycentric weights (l1, l2) for vertices 1 and 2 (l0 = 1 - l1 - l2).
+    """
+    tri = verts[triangles]  # (T, 3, 2), numpy: per-triangle set-up is tiny
+    lo = np.clip(np.floor(tri.min(1)).astype(np.int64), 0, [width - 1, height - 1])
+    hi = np.clip(np.ceil(tri.max(1)).astype(np.int64), 0, [width - 1, height - 1])
+    span = hi - lo + 1
+    counts = span[:, 0] * span[:, 1]
+    e1, e2 = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]
+    det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
+    inv = np.stack([np.stack([e2[:, 1], -e2[:, 0]], -1), np.stack([-e1[:, 1], e1[:, 0]], -1)], 1)
+    inv = inv / det[:, None, None]  # rows give l1, l2 from (p - v0)
+
+    # enumerate every triangle's bounding box in one flat array
+    tid = xp.repeat(xp.arange(len(triangles), dtype=xp.int32), xp.asarray(counts))
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    local = xp.arange(int(counts.sum()), dtype=xp.int64) - xp.asarray(starts)[tid]
+    w_t = xp.asarray(span[:, 0])[tid]
+    px = xp.asarray(lo[:, 0])[tid] + local % w_t
+    py = xp.asarray(lo[:, 1])[tid] + local // w_t
+    dx = px.astype(xp.float32) - xp.asarray(tri[:, 0, 0], dtype=xp.float32)[tid]
+    dy = py.astype(xp.float32) - xp.asarray(tri[:, 0, 1], dtype=xp.float32)[tid]
+    inv_x = xp.asarray(inv, dtype=xp.float32)
+    l1 = inv_x[tid, 0, 0] * dx + inv_x[tid, 0, 1] * dy
+    l2 = inv_x[tid, 1, 0] * dx + inv_x[tid, 1, 1] * dy
+    eps = -1e-4
+    inside = (l1 >= eps) & (l2 >= eps) & (l1 + l2 <= 1 - eps)
+    return (py * width + px)[inside], tid[inside], l1[inside], l2[inside]
+
+
+def sample_bilinear(image: Any, x: Any, y: Any) -> Any:
+    """``image`` (h, w, C) sampled at float positions (N,), edge-clamped; returns (N, C) float32."""
+    xp = module_of(image)
+    h, w = image.shape[:2]
+    x = xp.clip(x, 0, w - 1.001)
+    y = xp.clip(y, 0, h - 1.001)
+    x0, y0 = xp.floor(x).astype(xp.int32), xp.floor(y).astype(xp.int32)
+    fx, fy = (x - x0)[:, None], (y - y0)[:, None]
+    flat = image.reshape(h * w, -1).astype(xp.float32, copy=False)
+    i00 = y0 * w + x0
+    top = flat[i00] * (1 - fx) + flat[i00 + 1] * fx
+    bottom = flat[i00 + w] * (1 - fx) + flat[i00 + w + 1] * fx
+    return top * (1 - fy) + bottom * fy
+
+
+def check_face(points: np.ndarray, frame_shape: tuple[int, ...]) -> str:
+    """Why a face cannot be swapped ("" when it can)."""
+    lo, hi = points.min(0), points.max(0)
+    size = float(max(hi - lo))
+    if size < MIN_FACE_PX:
+        return f"face too small ({size:.0f} px)"
+    h, w = frame_shape[:2]
+    inside = np.clip(hi, 0, [w, h]) - np.clip(lo, 0, [w, h])
+    if np.prod(np.clip(inside, 0, None)) < (1 - MAX_OUTSIDE) * np.prod(hi - lo):
+        return "face mostly outside the frame"
+    return ""
+
+
+def vertex_weights(ring: np.ndarray, inner_mouth: np.ndarray) -> np.ndarray:
+    """Blend weight per vertex: 0 on the outline, rising over two rings of the mesh, so the face fades
+    out in the mesh's own geometry (hairline, jaw) instead of at a fixed pixel width; the inner lip
+    line is half-weight so an open mouth blends softly into the target's."""
+    w = np.clip(ring / 2.0, 0.0, 1.0).astype(np.float32)
+    w[inner_mouth] = np.minimum(w[inner_mouth], 0.5)
+    return w
+
+
+def swap_face(frame: Any, target: np.ndarray, source: SourceFace, triangles: np.ndarray,
+              face_mask: Any, weights: np.ndarray | None = None, *, colour: bool = True) -> FaceResult:
+    """Swap one face in ``frame`` (H, W, 3 uint8, modified in place) and max its blend weight into
+    ``face_mask`` (H, W float32). ``target`` is (468, 2) frame pixels; ``weights`` (468,) per-vertex
+    blend weights (see :func:`vertex_weights`; None = 1 everywhere)."""
+    import time
+
+    xp = module_of(frame)
+    t0 = time.perf_counter()
+    reason = check_face(target, frame.shape)
+    if reason:
+        return FaceResult(False, reason)
+    src_area = signed_areas(source.points, triangles)
+    tgt_area = signed_areas(target, triangles)
+    usable = (np.abs(src_area) > 1e-3)
+    valid = usable & (np.sign(src_area) == np.sign(tgt_area)) & (np.abs(tgt_area) > 0.05)
+    folded = 1.0 - valid.sum() / max(usable.sum(), 1)
+    if folded > MAX_FOLDED:
+        return FaceResult(False, f"head turned too far ({folded:.0%} of the mesh folds over)")
+    tris = triangles[valid]
+
+    size = float(max(target.max(0) - target.min(0)))
+    feather = max(1, round(size * 0.015))
+    shade = max(3, round(size * 0.12))
+    pad = 2 * feather + 2
+    h, w = frame.shape[:2]
+    x0, y0 = (np.floor(target.min(0)).astype(int) - pad).clip(0)
+    x1, y1 = np.minimum(np.ceil(target.max(0)).astype(int) + pad + 1, [w, h])
+    rh, rw = int(y1 - y0), int(x1 - x0)
+
+    idx, tid, l1, l2 = rasterize(xp, target - [x0, y0], tris, rh, rw)
+    src_tri = xp.asarray(source.points[tris], dtype=xp.float32)  # (T, 3, 2)
+    l0 = 1.0 - l1 - l2
+    sx = l0 * src_tri[tid, 0, 0] + l1 * src_tri[tid, 1, 0] + l2 * src_tri[tid, 2, 0]
+    sy = l0 * src_tri[tid, 0, 1] + l1 * src_tri[tid, 1, 1] + l2 * src_tri[tid, 2, 1]
+    warped = xp.zeros((rh * rw, 3), xp.float32)
+    warped[idx] = sample_bilinear(source.texture, sx, sy)
+    cover = xp.zeros(rh * rw, xp.float32)
+    if weights is None:
+        cover[idx] = 1.0
+    else:
+        wt = xp.asarray(weights[tris], dtype=xp.float32)
+        cover[idx] = l0 * wt[tid, 0] + l1 * wt[tid, 1] + l2 * wt[tid, 2]
+    warped = warped.reshape(rh, rw, 3)
+    cover = cover.reshape(rh, rw)
+    t1 = time.perf_counter()
+
+    roi = frame[y0:y1, x0:x1].astype(xp.float32)
+    if colour:
+        # low-frequency gain: the source keeps its detail but takes the target's colour and shading
+        inside = (cover > 0).astype(xp.float32)
+        weight = box_mean(inside, shade) + 1e-3
+        mean_t = box_mean(roi * inside[..., None], shade) / weight[..., None]
+        mean_s = box_mean(warped, shade) / weight[..., None]
+        warped = warped * xp.clip((mean_t + 4.0) / (mean_s + 4.0), 0.4, 2.5)
+    soft = box_mean(cover, feather)
+    blended = roi + soft[..., None] * (warped - roi)
+    frame[y0:y1, x0:x1] = xp.clip(blended + 0.5, 0, 255).astype(xp.uint8)
+    region = face_mask[y0:y1, x0:x1]
+    face_mask[y0:y1, x0:x1] = xp.maximum(region, soft)
+    t2 = time.perf_counter()
+    return FaceResult(True, "", (t1 - t0) * 1e3, (t2 - t1) * 1e3)
+
+
+class MeshSwapper:
+    """The ``mesh`` engine for one stream: tracks faces, swaps each to the preset's face.
+
+    ``process(rgb) -> (rgb, face_mask)``; the mask (H, W float32, 0..1) is the blend weight, which the
+    matting keeps opaque. With no preset, or no face it can swap, the frame passes through unchanged.
+    """
+
+    engine = "mesh"
+
+    def __init__(self, options: Mapping[str, Any]) -> None:
+        from facefusion_obs.faces import FaceTracker
+        from facefusion_obs.faces.topology import load_topology
+
+        self.topology = load_topology()
+        self.weights = vertex_weights(self.topology.ring, self.topology.inner_mouth)
+        self.tracker = FaceTracker(max_faces=int(options.get("max_faces", 1)))
+        self.options: dict[str, Any] = {}
+        self.watcher: PresetWatcher | None = None
+        self._source: tuple[Any, SourceFace] | None = None
+        self.last: list[FaceResult] = []
+        self.timings: dict[str, float] = {}
+        self.configure(options)
+
+    def configure(self, options: Mapping[str, Any]) -> None:
+        from facefusion_obs.presets import PresetWatcher
+
+        if self.watcher is None or options.get("preset", "") != self.options.get("preset"):
+            self.watcher = PresetWatcher(str(options.get("preset", "")))
+            if self.watcher.error:
+                log.warning("face swap passes frames through: %s", self.watcher.error)
+        self.tracker.max_faces = int(options.get("max_faces", 1))
+        self.options = dict(options)
+
+    def reset(self) -> None:
+        self.tracker.reset()
+
+    def source_face(self, xp: Any) -> SourceFace | None:
+        assert self.watcher is not None
+        if self.watcher.poll():
+            log.info("preset %r changed on disk: reloaded", self.watcher.value)
+        preset = self.watcher.preset
+        if preset is None:
+            return None
+        key = (id(preset), preset.revision, xp.__name__)
+        if self._source is None or self._source[0] != key:
+            self._source = (key, SourceFace(xp.asarray(preset.texture), preset.texture_points[:, :2].copy()))
+        return self._source[1]
+
+    def process(self, rgb: Any, t: float | None = None) -> tuple[Any, Any]:
+        import time
+
+        xp = module_of(rgb)
+        source = self.source_face(xp)
+        if source is None:
+            self.last = []
+            return rgb, None
+        faces = self.tracker.process(to_numpy(rgb), time.monotonic() if t is None else t)
+        self.last = []
+        if not faces:
+            self.timings = dict(self.tracker.timings)
+            return rgb, None
+        out = rgb.copy()
+        mask = xp.zeros(rgb.shape[:2], xp.float32)
+        for face in faces:
+            self.last.append(swap_face(out, face.landmarks[:, :2], source, self.topology.triangles, mask,
+                                       self.weights))
+        self.timings = {**self.tracker.timings, "warp": sum(r.warp_ms for r in self.last),
+                        "blend": sum(r.blend_ms for r in self.last)}
+        if not any(r.swapped for r in self.last):
+            return rgb, None
+        return out, mask

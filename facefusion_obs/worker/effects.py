@@ -1,0 +1,87 @@
+"""What the worker does to a frame. Each effect writes straight into the output slot (no extra copy).
+
+``passthrough`` and ``test-pattern`` exercise the worker and shared memory alone; ``test-pattern`` is
+pixel-predictable so end-to-end tests can check OBS's output exactly. ``pipeline`` is the product:
+face swap and matting (imported lazily so the diagnostics never pay for model loading).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+
+
+class Effect(Protocol):
+    def configure(self, options: Mapping[str, Any]) -> None: ...
+
+    def process(self, bgra: np.ndarray, out_rgba: np.ndarray) -> None: ...
+
+
+class Passthrough:
+    """BGRA in, the same picture as RGBA with alpha 255 out."""
+
+    def configure(self, options: Mapping[str, Any]) -> None:
+        pass
+
+    def process(self, bgra: np.ndarray, out_rgba: np.ndarray) -> None:
+        cv2.cvtColor(bgra, cv2.COLOR_BGRA2RGBA, dst=out_rgba)
+        out_rgba[..., 3] = 255
+
+
+def test_pattern_alpha(height: int, width: int) -> np.ndarray:
+    """Alpha that varies with position, kept in 128..255 so no colour is lost to premultiplication."""
+    y, x = np.mgrid[0:height, 0:width]
+    return (255 - (x + 2 * y) % 128).astype(np.uint8)
+
+
+def test_pattern(bgra: np.ndarray) -> np.ndarray:
+    """The expected output of the test-pattern effect: inverted RGB and the positional alpha."""
+    out = np.empty(bgra.shape, np.uint8)
+    TestPattern().process(bgra, out)
+    return out
+
+
+class TestPattern:
+    """Inverted RGB and a positional alpha: every output pixel is predictable from its input."""
+
+    __test__ = False  # not a pytest class
+
+    def __init__(self) -> None:
+        self._alpha: np.ndarray | None = None
+
+    def configure(self, options: Mapping[str, Any]) -> None:
+        pass
+
+    def process(self, bgra: np.ndarray, out_rgba: np.ndarray) -> None:
+        h, w = bgra.shape[:2]
+        if self._alpha is None or self._alpha.shape != (h, w):
+            self._alpha = test_pattern_alpha(h, w)
+        cv2.cvtColor(bgra, cv2.COLOR_BGRA2RGBA, dst=out_rgba)
+        np.subtract(255, out_rgba[..., :3], out=out_rgba[..., :3])
+        out_rgba[..., 3] = self._alpha
+
+
+class PipelineEffect:
+    """Face swap and matting through :class:`facefusion_obs.pipeline.frame.FramePipeline`."""
+
+    def __init__(self, options: Mapping[str, Any]) -> None:
+        from facefusion_obs.pipeline.frame import FramePipeline
+
+        self.pipeline = FramePipeline(options)
+
+    def configure(self, options: Mapping[str, Any]) -> None:
+        self.pipeline.configure(options)
+
+    def process(self, bgra: np.ndarray, out_rgba: np.ndarray) -> None:
+        out_rgba[...] = self.pipeline.process(bgra)
+
+
+EFFECTS = {"passthrough": Passthrough, "test-pattern": TestPattern, "pipeline": PipelineEffect}
+
+
+def build_effect(options: Mapping[str, Any]) -> Effect:
+    kind = EFFECTS[options["effect"]]
+    return kind(options) if kind is PipelineEffect else kind()

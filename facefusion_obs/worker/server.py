@@ -1,0 +1,192 @@
+"""The worker's loop: take each channel's newest frame, run its effect, publish the result.
+
+Single-threaded on purpose: one frame per channel in flight, newest frame wins, and stale frames are
+skipped rather than queued, so latency never grows behind a slow effect. OBS's "frames" messages only
+wake the loop; the shared-memory headers are the truth, so a dropped notification costs nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from facefusion_obs.config import default_options, validate_options
+from facefusion_obs.ipc.control import ControlConnection, ProtocolError
+from facefusion_obs.ipc.frames import CorruptHeader, FrameChannel
+from facefusion_obs.ipc.shm import ShmError, unlink
+from facefusion_obs.worker.effects import EFFECTS, Effect, Passthrough, build_effect
+
+log = logging.getLogger("facefusion_obs.worker")
+
+STATUS_EVERY_S = 0.5
+IDLE_POLL_S = 0.05
+ERROR_REPORT_EVERY_S = 5.0
+
+
+@dataclass
+class Channel:
+    """One filter instance as the worker sees it."""
+
+    id: int
+    frames: FrameChannel
+    options: dict[str, Any] = field(default_factory=default_options)
+    effect: Effect = field(default_factory=Passthrough)
+    last_count: int = 0
+    processed: int = 0
+    dropped: int = 0
+    process_ms: float = 0.0
+    last_error_at: float = 0.0
+
+    def view(self, ring_slot_view: memoryview) -> np.ndarray:
+        return np.frombuffer(ring_slot_view, np.uint8).reshape(self.frames.height, self.frames.width, 4)
+
+
+class Worker:
+    def __init__(self, conn: ControlConnection, provider: str = "cpu") -> None:
+        self.conn = conn
+        self.provider = provider
+        self.channels: dict[int, Channel] = {}
+        self.running = True
+        self._status_at = 0.0
+        self._loading = False
+
+    # ----------------------------------------------------------------------------------- messages
+    def handle(self, msg: dict[str, Any]) -> None:
+        kind = msg["type"]
+        if kind == "open":
+            self._open(msg)
+        elif kind == "close":
+            self._close(msg["channel"])
+        elif kind == "configure":
+            self._configure(msg["channel"], msg["options"])
+        elif kind == "shutdown":
+            self.running = False
+        # "frames" only wakes us up
+
+    def _open(self, msg: dict[str, Any]) -> None:
+        cid = msg["channel"]
+        try:
+            frames = FrameChannel.attach(msg["shm"], msg["width"], msg["height"])
+        except (ShmError, CorruptHeader, OSError) as exc:
+            self._error(cid, f"cannot attach channel {cid}: {exc}")
+            return
+        old = self.channels.get(cid)
+        if old is not None:  # a resize or a re-open: keep the options and the effect's state
+            old.frames.close()
+            old.frames, old.last_count = frames, 0
+        else:
+            self.channels[cid] = Channel(cid, frames)
+        self.conn.send("attached", channel=cid, shm=frames.name)
+
+    def _close(self, cid: int) -> None:
+        ch = self.channels.pop(cid, None)
+        if ch is not None:
+            unlink(ch.frames.name)
+            ch.frames.close()
+
+    def _configure(self, cid: int, options: dict[str, Any]) -> None:
+        ch = self.channels.get(cid)
+        if ch is None:
+            self._error(cid, f"configure for unknown channel {cid}")
+            return
+        new = validate_options({**ch.options, **options})
+        rebuild = new["effect"] != ch.options["effect"] or not isinstance(ch.effect, EFFECTS[new["effect"]])
+        ch.options = new
+        try:
+            if rebuild:
+                self._set_loading(True)
+                ch.effect = build_effect(new)
+            else:
+                ch.effect.configure(new)
+        except Exception as exc:  # a bad preset or missing model must not take the worker down
+            log.exception("channel %d: configure failed", cid)
+            self._error(cid, f"channel {cid}: {exc}")
+            ch.effect = Passthrough()
+        finally:
+            self._set_loading(False)
+
+    def _set_loading(self, loading: bool) -> None:
+        if loading != self._loading:
+            self._loading = loading
+            self._send_status(force=True)
+
+    def _error(self, cid: int, message: str) -> None:
+        log.error(message)
+        self.conn.send("error", channel=cid, message=message[:2000])
+
+    # ------------------------------------------------------------------------------------- frames
+    def process_channel(self, ch: Channel) -> bool:
+        """Process the channel's newest input if there is one. True if a frame was handled."""
+        frames = ch.frames
+        lease = frames.input.acquire(newer_than=ch.last_count)
+        if lease is None:
+            return False
+        try:
+            skipped = lease.meta.count - ch.last_count - 1
+            ch.dropped += max(skipped, 0) if ch.last_count else 0
+            ch.last_count = lease.meta.count
+            src = ch.view(frames.input.slot_view(lease.slot))
+            slot = frames.output.begin_write()
+            t0 = time.perf_counter_ns()
+            try:
+                ch.effect.process(src, ch.view(frames.output.slot_view(slot)))
+            except Exception as exc:
+                # Keep the stream alive: publish the untouched picture and report (rate-limited).
+                Passthrough().process(src, ch.view(frames.output.slot_view(slot)))
+                now = time.monotonic()
+                if now - ch.last_error_at > ERROR_REPORT_EVERY_S:
+                    ch.last_error_at = now
+                    log.exception("channel %d: effect failed", ch.id)
+                    self._error(ch.id, f"channel {ch.id}: processing failed: {exc}")
+            elapsed = time.perf_counter_ns() - t0
+            if frames.input.intact(lease):
+                frames.output.commit(slot, lease.meta.frame_id, lease.meta.capture_ns, elapsed)
+                ch.processed += 1
+                ch.process_ms = elapsed / 1e6
+            else:
+                frames.output.abort(slot)
+                ch.dropped += 1
+        finally:
+            frames.input.release()
+        return True
+
+    # --------------------------------------------------------------------------------------- loop
+    def _send_status(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._status_at < STATUS_EVERY_S:
+            return
+        self._status_at = now
+        stats = [{"channel": c.id, "processed": c.processed, "dropped": c.dropped,
+                  "process_ms": round(c.process_ms, 3)} for c in self.channels.values()]
+        self.conn.send("status", state="loading" if self._loading else "ready", provider=self.provider,
+                       channels=stats)
+
+    def run(self) -> None:
+        self.conn.send("ready", pid=os.getpid(), effects=list(EFFECTS), provider=self.provider)
+        busy = False
+        try:
+            while self.running:
+                if self.conn.poll(0 if busy else IDLE_POLL_S):
+                    while self.running and self.conn.poll(0):
+                        try:
+                            self.handle(self.conn.recv())
+                        except ProtocolError as exc:
+                            log.warning("rejected control message: %s", exc)
+                busy = False
+                for ch in list(self.channels.values()):
+                    try:
+                        busy |= self.process_channel(ch)
+                    except CorruptHeader as exc:
+                        self._error(ch.id, f"channel {ch.id} dropped: {exc}")
+                        self._close(ch.id)
+                self._send_status()
+        except (EOFError, OSError):
+            log.info("control channel closed: OBS is gone; exiting")
+        finally:
+            for cid in list(self.channels):
+                self._close(cid)
