@@ -66,9 +66,7 @@ class Option:
             if (self.minimum is not None and value < self.minimum) or (
                 self.maximum is not None and value > self.maximum
             ):
-                raise OptionError(
-                    f"option {self.key!r}: {value!r} is outside {self.minimum}..{self.maximum}"
-                )
+                raise OptionError(f"option {self.key!r}: {value!r} is outside {self.minimum}..{self.maximum}")
             return int(value) if self.kind == "int" else float(value)
         if self.kind == "key_color":
             parse_key_color(value, field_name=self.key)
@@ -93,43 +91,128 @@ def parse_key_color(value: Any, field_name: str = "key_color") -> tuple[int, int
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("enabled", "bool", True, "Enable", "Process this source. Off passes frames through unchanged.",
-           "Advanced"),
+    Option(
+        "enabled",
+        "bool",
+        True,
+        "Enable",
+        "Process this source. Off passes frames through unchanged.",
+        "Advanced",
+    ),
     # --- Face -------------------------------------------------------------------------------------
-    Option("swap_enabled", "bool", True, "Swap face", "Replace faces in this source with the preset's face.",
-           "Face"),
-    Option("preset", "text", "", "Face preset",
-           "The face to swap in. Presets are made with 'facefusion-obs presets add NAME IMAGE'.", "Face"),
-    Option("engine", "choice", "mesh", "Swap engine",
-           "mesh: built in, no download, runs anywhere. inswapper: neural, best quality, needs its "
-           "(non-commercial) models fetched and ideally an NVIDIA GPU.", "Face", choices=SWAP_ENGINES),
-    Option("max_faces", "int", 1, "Faces to swap",
-           "How many faces in this source are swapped (largest first). Each extra face costs a few ms.",
-           "Face", minimum=1, maximum=8, step=1),
+    Option(
+        "swap_enabled",
+        "bool",
+        True,
+        "Swap face",
+        "Replace faces in this source with the preset's face.",
+        "Face",
+    ),
+    Option(
+        "preset",
+        "text",
+        "",
+        "Face preset",
+        "The face to swap in. Presets are made with 'facefusion-obs presets add NAME IMAGE'.",
+        "Face",
+    ),
+    Option(
+        "engine",
+        "choice",
+        "mesh",
+        "Swap engine",
+        "mesh: built in, no download, runs anywhere. inswapper: neural, best quality, needs its "
+        "(non-commercial) models fetched and ideally an NVIDIA GPU.",
+        "Face",
+        choices=SWAP_ENGINES,
+    ),
+    Option(
+        "max_faces",
+        "int",
+        1,
+        "Faces to swap",
+        "How many faces in this source are swapped (largest first). Each extra face costs a few ms.",
+        "Face",
+        minimum=1,
+        maximum=8,
+        step=1,
+    ),
     # --- Matting ----------------------------------------------------------------------------------
-    Option("matting", "choice", "off", "Matting",
-           "off: keep the background. chroma: key out a green or blue screen. chroma+person: key, helped "
-           "by person segmentation (keeps green clothing, removes walls beyond the screen). person: "
-           "segmentation only, for setups without a screen.", "Matting", choices=MATTING_MODES),
-    Option("key_color", "key_color", "green", "Key colour",
-           "The screen colour: green, blue, auto (estimated from the frame) or #RRGGBB.", "Matting"),
-    Option("key_tolerance", "float", 0.35, "Key tolerance",
-           "How far from the screen colour a pixel may be and still count as screen. Raise it if the "
-           "screen shows through as a haze; lower it if the subject's edges go transparent.", "Matting",
-           minimum=0.05, maximum=1.0, step=0.01),
-    Option("key_softness", "float", 0.35, "Edge softness",
-           "Width of the soft transition between screen and subject. Higher keeps more fine hair.",
-           "Matting", minimum=0.01, maximum=1.0, step=0.01),
-    Option("despill", "float", 1.0, "Despill",
-           "How strongly green (or blue) spill is removed from the subject's edges and skin.", "Matting",
-           minimum=0.0, maximum=1.0, step=0.05),
-    Option("temporal", "float", 0.5, "Temporal smoothing",
-           "Calms flicker on still edges. Motion is never smoothed, so it does not lag.", "Matting",
-           minimum=0.0, maximum=1.0, step=0.05),
+    Option(
+        "matting",
+        "choice",
+        "off",
+        "Matting",
+        "off: keep the background. chroma: key out a green or blue screen. chroma+person: key, helped "
+        "by person segmentation (keeps green clothing, removes walls beyond the screen). person: "
+        "segmentation only, for setups without a screen.",
+        "Matting",
+        choices=MATTING_MODES,
+    ),
+    Option(
+        "key_color",
+        "key_color",
+        "green",
+        "Key colour",
+        "The screen colour: green, blue, auto (estimated from the frame) or #RRGGBB.",
+        "Matting",
+    ),
+    Option(
+        "key_tolerance",
+        "float",
+        0.35,
+        "Key tolerance",
+        "How far from the screen colour a pixel may be and still count as screen. Raise it if the "
+        "screen shows through as a haze; lower it if the subject's edges go transparent.",
+        "Matting",
+        minimum=0.05,
+        maximum=1.0,
+        step=0.01,
+    ),
+    Option(
+        "key_softness",
+        "float",
+        0.35,
+        "Edge softness",
+        "Width of the soft transition between screen and subject. Higher keeps more fine hair.",
+        "Matting",
+        minimum=0.01,
+        maximum=1.0,
+        step=0.01,
+    ),
+    Option(
+        "despill",
+        "float",
+        1.0,
+        "Despill",
+        "How strongly green (or blue) spill is removed from the subject's edges and skin.",
+        "Matting",
+        minimum=0.0,
+        maximum=1.0,
+        step=0.05,
+    ),
+    Option(
+        "temporal",
+        "float",
+        0.5,
+        "Temporal smoothing",
+        "Calms flicker on still edges. Motion is never smoothed, so it does not lag.",
+        "Matting",
+        minimum=0.0,
+        maximum=1.0,
+        step=0.05,
+    ),
     # --- Advanced ---------------------------------------------------------------------------------
-    Option("effect", "choice", "pipeline", "Processing",
-           "pipeline: face swap and matting. passthrough and test-pattern are diagnostics that exercise "
-           "the worker and shared memory only.", "Advanced", choices=EFFECTS),
+    Option(
+        "effect",
+        "choice",
+        "pipeline",
+        "Processing",
+        "pipeline: face swap and matting. passthrough and test-pattern are diagnostics that exercise "
+        "the worker and shared memory only.",
+        "Advanced",
+        choices=EFFECTS,
+    ),
 )
 
 OPTIONS_BY_KEY: dict[str, Option] = {o.key: o for o in OPTIONS}
@@ -186,8 +269,9 @@ def locations() -> Locations:
     cache = _base_dir("XDG_CACHE_HOME", "LOCALAPPDATA", ".cache") / "facefusion-obs"
     models = Path(os.environ.get("FACEFUSION_OBS_MODELS") or PROJECT_ROOT / "models")
     presets = Path(os.environ.get("FACEFUSION_OBS_PRESETS") or data / "presets")
-    return Locations(config_dir=config, data_dir=data, cache_dir=cache, models_dir=models,
-                     presets_dir=presets)
+    return Locations(
+        config_dir=config, data_dir=data, cache_dir=cache, models_dir=models, presets_dir=presets
+    )
 
 
 MODEL_MANIFEST = PROJECT_ROOT / "models" / "manifest.json"

@@ -18,12 +18,12 @@ from facefusion_obs.runtime import onnx as ort_rt
 GPU_BUILD = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
-def test_order_on_a_tensorrt_build_is_tensorrt_cuda_cpu_with_fp16_and_caches(isolated_dirs, monkeypatch):
+def test_order_on_a_tensorrt_build_is_tensorrt_cuda_cpu_with_fp16_and_caches(isolated_home, monkeypatch):
     monkeypatch.setattr(ort_rt, "available_providers", lambda: list(reversed(GPU_BUILD)))
     chosen = ort_rt.select_providers()
     assert [name for name, _ in chosen] == GPU_BUILD
     trt = chosen[0][1]
-    cache = isolated_dirs / "cache" / "facefusion-obs" / "tensorrt"
+    cache = isolated_home / "cache" / "facefusion-obs" / "tensorrt"
     assert trt["trt_fp16_enable"] is True
     assert trt["trt_engine_cache_enable"] and trt["trt_timing_cache_enable"]
     assert trt["trt_engine_cache_path"] == str(cache) == trt["trt_timing_cache_path"]
@@ -42,13 +42,13 @@ def test_order_on_cuda_only_and_cpu_only_builds(monkeypatch):
     assert [n for n, _ in ort_rt.select_providers([])] == ["CPUExecutionProvider"]
 
 
-def test_gpu_providers_requested_on_the_cpu_build_fall_back_to_cpu_and_report_it(isolated_dirs, tmp_path):
+def test_gpu_providers_requested_on_the_cpu_build_fall_back_to_cpu_and_report_it(isolated_home, tmp_path):
     """A real session: the CPU build cannot run TensorRT/CUDA, so it must run on, and report, the CPU."""
     path = standins.inswapper_standin(tmp_path / "inswapper_128.onnx")
     session, in_use = ort_rt.create_session(path, ort_rt.select_providers(GPU_BUILD))
     assert in_use == "CPUExecutionProvider"
     assert session.get_providers()[0] == in_use
-    assert (isolated_dirs / "cache" / "facefusion-obs" / "tensorrt").is_dir()  # engine cache made ready
+    assert (isolated_home / "cache" / "facefusion-obs" / "tensorrt").is_dir()  # engine cache made ready
 
 
 def test_a_provider_that_fails_to_start_is_dropped_for_the_next(tmp_path, monkeypatch):

@@ -13,6 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("name", choices=BENCHMARKS)
     p.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")
     p.add_argument("--out", default="out/bench", help="folder for pictures and reports")
+    p.add_argument("--no-obs", action="store_true", help="ipc: skip the measurement inside real OBS")
     p.set_defaults(handler=_run)
 
 

@@ -53,4 +53,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run through the imported module, not this __main__ copy: commands raise *its* CliError.
+    from facefusion_obs.cli.main import main as _main
+
+    sys.exit(_main())

@@ -34,6 +34,7 @@ class ProtocolError(ValueError):
 def _int(lo: int, hi: int):
     def check(v: Any) -> bool:
         return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+
     check.__doc__ = f"an integer in {lo}..{hi}"
     return check
 
@@ -41,6 +42,7 @@ def _int(lo: int, hi: int):
 def _str(maxlen: int):
     def check(v: Any) -> bool:
         return isinstance(v, str) and len(v) <= maxlen
+
     check.__doc__ = f"a string of at most {maxlen} characters"
     return check
 
@@ -82,10 +84,16 @@ def _stats(v: Any) -> bool:
     """a list of per-channel statistics"""
     if not isinstance(v, list) or len(v) > 256:
         return False
-    fields = {"channel": _CHANNEL, "processed": _int(0, 2**62), "dropped": _int(0, 2**62),
-              "process_ms": _float}
-    return all(isinstance(s, dict) and s.keys() == fields.keys() and all(f(s[k]) for k, f in fields.items())
-               for s in v)
+    fields = {
+        "channel": _CHANNEL,
+        "processed": _int(0, 2**62),
+        "dropped": _int(0, 2**62),
+        "process_ms": _float,
+    }
+    return all(
+        isinstance(s, dict) and s.keys() == fields.keys() and all(f(s[k]) for k, f in fields.items())
+        for s in v
+    )
 
 
 _CHANNEL = _int(1, 2**31)
@@ -131,7 +139,9 @@ def validate(msg: Any) -> dict[str, Any]:
         if field not in msg:
             raise ProtocolError(f"{kind}: missing field {field!r}")
         if not check(msg[field]):
-            raise ProtocolError(f"{kind}: field {field!r} = {msg[field]!r:.80} is not {check.__doc__ or 'valid'}")
+            raise ProtocolError(
+                f"{kind}: field {field!r} = {msg[field]!r:.80} is not {check.__doc__ or 'valid'}"
+            )
     return msg
 
 

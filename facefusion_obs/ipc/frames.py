@@ -130,8 +130,9 @@ class SlotRing:
         """Give a claimed slot back unpublished (its record still names an older, unpublished count)."""
         self._words[self._rec(slot)] += 1
 
-    def write(self, fill: Callable[[int], None], frame_id: int, capture_ns: int,
-              process_ns: int = 0) -> FrameMeta:
+    def write(
+        self, fill: Callable[[int], None], frame_id: int, capture_ns: int, process_ns: int = 0
+    ) -> FrameMeta:
         """Fill a free slot via ``fill(slot)`` and publish it."""
         slot = self.begin_write()
         try:
@@ -237,8 +238,12 @@ class FrameChannel:
         """Check every header field against what this side expects; raise CorruptHeader naming it."""
         w = self.words
         expected = {
-            "magic": (0, MAGIC), "layout version": (1, LAYOUT_VERSION), "header bytes": (2, HEADER_BYTES),
-            "width": (3, self.width), "height": (4, self.height), "slots": (5, SLOTS),
+            "magic": (0, MAGIC),
+            "layout version": (1, LAYOUT_VERSION),
+            "header bytes": (2, HEADER_BYTES),
+            "width": (3, self.width),
+            "height": (4, self.height),
+            "slots": (5, SLOTS),
             "slot bytes": (6, self.frame_bytes),
         }
         for field, (index, want) in expected.items():

@@ -7,6 +7,7 @@ process id (so a later session can sweep segments whose creator died) and are cr
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import mmap
 import os
@@ -89,11 +90,9 @@ class SharedRegion:
         if self.mm.closed:
             return
         del self._anchor
-        try:
+        # A memoryview over the mapping may still be alive somewhere; the OS frees it at exit then.
+        with contextlib.suppress(BufferError):
             self.mm.close()
-        except BufferError:
-            # A memoryview over the mapping is still alive somewhere; the OS frees it at exit.
-            pass
 
 
 def unlink(name: str) -> bool:

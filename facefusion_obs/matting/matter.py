@@ -16,7 +16,7 @@ from facefusion_obs.config import validate_options
 from facefusion_obs.matting.despill import despill
 from facefusion_obs.matting.keycolor import KeyColor, estimate_key_color, resolve_key_color
 from facefusion_obs.matting.person import person_alpha, person_bounds
-from facefusion_obs.matting.plate import CleanPlate
+from facefusion_obs.matting.plate import ACCEPT, CleanPlate, SubjectLevel
 from facefusion_obs.matting.refine import guided_refine
 from facefusion_obs.matting.segmentation import SelfieSegmenter
 from facefusion_obs.matting.temporal import TemporalSmoother
@@ -43,6 +43,18 @@ def color_difference(rgb: Any, key: KeyColor) -> Any:
     return rgb[..., key.primary].astype(xp.float32) - xp.maximum(rgb[..., a], rgb[..., b])
 
 
+def key_signal(rgb: Any, key: KeyColor) -> Any:
+    """Key channel minus the mean of the other two, float32 (H, W).
+
+    Unlike the max-based difference this is *linear* in colour, so a pixel mixing subject and screen
+    has exactly the mix of their signals, and alpha can be solved from the two ends of that line.
+    """
+    xp = module_of(rgb)
+    a, b = key.others
+    f = rgb.astype(xp.float32)
+    return f[..., key.primary] - 0.5 * (f[..., a] + f[..., b])
+
+
 def key_levels(tolerance: float, softness: float) -> tuple[float, float]:
     """(low, high) on the "how unlike the screen" axis: below low is screen, above high is subject.
 
@@ -59,6 +71,7 @@ class Matter:
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self.plate = CleanPlate()
+        self.subject = SubjectLevel(self.plate.cell)
         self.temporal = TemporalSmoother()
         self.options: dict[str, Any] = {}
         self._auto_key: KeyColor | None = None
@@ -100,12 +113,7 @@ class Matter:
         else:
             key = self.key or self._auto_key or estimate_key_color(rgb)
             self._auto_key = None if self.key else key
-            diff = color_difference(rgb, key)
-            grid = self.plate.update(diff)
-            low, high = self.levels
-            # alpha = clip((1 - diff/plate - low) / (high - low)), with 1/(plate·(high-low)) on the grid
-            gain = self.plate.full(1.0 / (grid * (high - low)), height, width)
-            alpha = xp.clip((1.0 - low) / (high - low) - diff * gain, 0.0, 1.0)
+            alpha = self._key(key_signal(rgb, key), height, width)
             alpha = self._refine(rgb, alpha, eps=1e-4)
             weight = None
             if self.mode == "chroma+person":
@@ -113,11 +121,33 @@ class Matter:
                 floor, ceiling = person_bounds(prob, height, width)
                 alpha = xp.clip(alpha, floor, ceiling)
                 weight = 1.0 - floor
-            out_rgb = despill(rgb, diff, key.primary, self.despill_amount, weight)
+            out_rgb = despill(rgb, color_difference(rgb, key), key.primary, self.despill_amount, weight)
         alpha = self.temporal.apply(alpha)
         if opaque is not None:
             alpha = xp.where(opaque > alpha, opaque, alpha)
         return out_rgb, (alpha * 255.0 + 0.5).astype(xp.uint8)
+
+    def _key(self, diff: Any, height: int, width: int) -> Any:
+        """Alpha from the colour difference, unmixed between the screen's and the subject's own.
+
+        A mixed pixel's difference lies between the screen's (the plate) and the nearby subject's;
+        skin and hair sit well below zero, so dividing by the plate alone overstates a hair strand's
+        alpha by a third. The subject's level is learnt the same way as the plate, from the pixels a
+        first pass calls solid, and spread outwards on the coarse grid.
+        """
+        xp = module_of(diff)
+        low, high = self.levels
+        if self.plate.grid is None or self.plate.grid.shape != self.plate.grid_shape(height, width):
+            self.plate.start(diff)
+        # how much of the screen's colour each pixel shows, against the plate so far
+        ratio = diff * self.plate.full(1.0 / self.plate.grid, height, width)
+        screen = self.plate.learn(diff, (ratio > ACCEPT).astype(xp.float32))
+        subject = self.subject.update(diff, (ratio < 0.05).astype(xp.float32), screen)
+        span = screen - subject
+        grids = xp.stack([screen / span, 1.0 / span], axis=-1) * (1.0 / (high - low))
+        grids[..., 0] -= low / (high - low)
+        offset_gain = self.plate.full(grids, height, width)
+        return xp.clip(offset_gain[..., 0] - diff * offset_gain[..., 1], 0.0, 1.0)
 
     @staticmethod
     def _refine(rgb: Any, alpha: Any, eps: float) -> Any:

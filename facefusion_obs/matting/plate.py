@@ -15,9 +15,11 @@ from typing import Any
 from facefusion_obs.matting.ops import block_mean, fill_holes, resize_linear, shrink
 from facefusion_obs.runtime.xp import module_of
 
-# a cell counts as screen when its mean colour difference reaches this share of the plate there;
-# a cell a tenth covered by the subject already fails, so the subject never darkens the plate
-ACCEPT = 0.88
+# a pixel teaches the plate when it shows at least this share of the plate's colour difference;
+# mixed edge pixels fall below it, so the subject never darkens the plate
+ACCEPT = 0.75
+# a cell is learnt from when this share of its pixels taught it
+COVERED = 0.15
 # the smallest plate value (colour difference, 0..255 units): a frame with no screen keys to opaque
 FLOOR = 24.0
 
@@ -39,34 +41,70 @@ class CleanPlate:
         """The plate on its grid (None before the first frame)."""
         return self._plate
 
-    def update(self, diff: Any) -> Any:
-        """Learn from this frame's colour difference (H, W); returns the plate grid."""
+    def grid_shape(self, height: int, width: int) -> tuple[int, int]:
+        return (-(-height // self.cell), -(-width // self.cell))
+
+    def start(self, diff: Any) -> Any:
+        """First frame: a rough screen level from the brightest tenth of the cells, then one
+        refinement against the plate itself; returns the plate grid."""
         xp = module_of(diff)
         cells = block_mean(diff, self.cell)
-        if self._plate is None or self._plate.shape != cells.shape:
-            self._plate, self._seen = self._first(cells)
-            return self._plate
-        screen = shrink(cells > ACCEPT * self._plate, 1)
-        learnt = xp.where(screen, self._plate + self.adapt * (cells - self._plate), self._plate)
-        self._seen = self._seen | screen
-        self._plate = xp.clip(fill_holes(learnt, self._seen), FLOOR, 255.0)
-        return self._plate
-
-    def _first(self, cells: Any) -> tuple[Any, Any]:
-        # a rough screen level from the brightest tenth, then one refinement against the plate itself
-        xp = module_of(cells)
         reference = float(xp.percentile(cells, 90))
         if reference < FLOOR:
-            return xp.full(cells.shape, FLOOR, dtype=xp.float32), xp.zeros(cells.shape, dtype=bool)
+            self._plate = xp.full(cells.shape, FLOOR, dtype=xp.float32)
+            self._seen = xp.zeros(cells.shape, dtype=bool)
+            return self._plate
         candidates = cells > 0.5 * reference
         rough = fill_holes(cells, candidates)
-        screen = shrink(cells > ACCEPT * rough, 1)
+        screen = shrink(cells > 0.9 * rough, 1)
         if not bool(screen.any()):
             screen = candidates
-        return xp.clip(fill_holes(cells, screen), FLOOR, 255.0), screen
+        self._plate = xp.clip(fill_holes(cells, screen), FLOOR, 255.0)
+        self._seen = screen
+        return self._plate
+
+    def learn(self, diff: Any, screen: Any) -> Any:
+        """Update from this frame's pixels marked ``screen`` (float 0/1, H x W); returns the grid.
+
+        Cells are averaged over their screen pixels only, so a cell half covered by the subject
+        still learns the screen right next to the subject's edge, where the key needs it most.
+        """
+        xp = module_of(diff)
+        num = block_mean(diff * screen, self.cell)
+        den = block_mean(screen, self.cell)
+        covered = den > COVERED
+        if float(covered.mean()) < 0.05 and bool(self._seen.any()):
+            # the screen no longer matches the plate anywhere (lights changed): start again
+            return self.start(diff)
+        level = num / xp.maximum(den, 1e-3)
+        learnt = xp.where(covered, self._plate + self.adapt * (level - self._plate), self._plate)
+        self._seen = self._seen | covered
+        self._plate = xp.clip(fill_holes(learnt, self._seen), FLOOR, 255.0)
+        return self._plate
 
     def full(self, grid: Any, height: int, width: int) -> Any:
         """Any per-cell quantity (e.g. 1/plate) brought to full resolution, aligned to the cells."""
         gh, gw = grid.shape[:2]
         up = resize_linear(grid, gh * self.cell, gw * self.cell)
         return up[:height, :width]
+
+
+class SubjectLevel:
+    """The colour difference of the subject near each cell: the other end of the unmixing line.
+
+    Learnt each frame from pixels a first pass keyed as solid (``weight`` 1), averaged per cell and
+    spread to the cells around them; where no subject was seen the plate's 0 ("neutral") is used.
+    """
+
+    def __init__(self, cell: int = 16) -> None:
+        self.cell = cell
+
+    def update(self, diff: Any, solid: Any, screen: Any) -> Any:
+        """Subject level grid (same shape as ``screen``), at most a third of the screen's level."""
+        xp = module_of(solid)
+        num = block_mean(diff * solid, self.cell)
+        den = block_mean(solid, self.cell)
+        known = den > 0.05
+        level = fill_holes(num / xp.maximum(den, 1e-3), known) if bool(known.any()) else xp.zeros_like(num)
+        # a subject nearly as saturated as the screen (green clothing) is left to the person prior
+        return xp.clip(level, -255.0, screen * 0.33)

@@ -24,8 +24,9 @@ class GpuResources:
         self.api, self.gs = api, gs
         self.width, self.height = width, height
         self.texrender = api.gs_texrender_create(gs.GS_BGRA, gs.GS_ZS_NONE)
-        self.surfaces = [api.gs_stagesurface_create(width, height, gs.GS_BGRA)
-                         for _ in range(READBACK_SURFACES)]
+        self.surfaces = [
+            api.gs_stagesurface_create(width, height, gs.GS_BGRA) for _ in range(READBACK_SURFACES)
+        ]
         self.staged_at: list[int | None] = [None] * READBACK_SURFACES  # monotonic ns, None = empty
         self.output = api.gs_texture_create(width, height, gs.GS_RGBA, 1, None, gs.GS_DYNAMIC)
         self.frame = 0

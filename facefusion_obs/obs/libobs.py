@@ -35,21 +35,75 @@ VIDEO_TICK = ctypes.CFUNCTYPE(None, vp, f32)
 VIDEO_RENDER = ctypes.CFUNCTYPE(None, vp, vp)
 BUTTON_CLICKED = ctypes.CFUNCTYPE(cbool, vp, vp, vp)
 
-_CALLBACK_TYPES = {"get_name": GET_NAME, "create": CREATE, "destroy": DESTROY,
-                   "get_defaults": GET_DEFAULTS, "get_properties": GET_PROPERTIES, "update": UPDATE,
-                   "video_tick": VIDEO_TICK, "video_render": VIDEO_RENDER}
+_CALLBACK_TYPES = {
+    "get_name": GET_NAME,
+    "create": CREATE,
+    "destroy": DESTROY,
+    "get_defaults": GET_DEFAULTS,
+    "get_properties": GET_PROPERTIES,
+    "update": UPDATE,
+    "video_tick": VIDEO_TICK,
+    "video_render": VIDEO_RENDER,
+}
 # Field order of struct obs_source_info in libobs 29.0 (obs-source.h). Later versions only append,
 # and obs_register_source_s(info, size) accepts this size.
-_FIELDS = ["get_name", "create", "destroy", "get_width", "get_height", "get_defaults", "get_properties", "update", "activate", "deactivate", "show", "hide", "video_tick", "video_render", "filter_video", "filter_audio", "enum_active_sources", "save", "load", "mouse_click", "mouse_move", "mouse_wheel", "focus", "key_click", "filter_remove", "type_data", "free_type_data", "audio_render", "enum_all_sources", "transition_start", "transition_stop", "get_defaults2", "get_properties2", "audio_mix"]
-_MEDIA = ["media_play_pause", "media_restart", "media_stop", "media_next", "media_previous", "media_get_duration", "media_get_time", "media_set_time", "media_get_state"]
+_FIELDS = [
+    "get_name",
+    "create",
+    "destroy",
+    "get_width",
+    "get_height",
+    "get_defaults",
+    "get_properties",
+    "update",
+    "activate",
+    "deactivate",
+    "show",
+    "hide",
+    "video_tick",
+    "video_render",
+    "filter_video",
+    "filter_audio",
+    "enum_active_sources",
+    "save",
+    "load",
+    "mouse_click",
+    "mouse_move",
+    "mouse_wheel",
+    "focus",
+    "key_click",
+    "filter_remove",
+    "type_data",
+    "free_type_data",
+    "audio_render",
+    "enum_all_sources",
+    "transition_start",
+    "transition_stop",
+    "get_defaults2",
+    "get_properties2",
+    "audio_mix",
+]
+_MEDIA = [
+    "media_play_pause",
+    "media_restart",
+    "media_stop",
+    "media_next",
+    "media_previous",
+    "media_get_duration",
+    "media_get_time",
+    "media_set_time",
+    "media_get_state",
+]
 
 
 class ObsSourceInfo(ctypes.Structure):
-    _fields_ = ([("id", cstr), ("type", cint), ("output_flags", u32)]
-                + [(n, _CALLBACK_TYPES.get(n, vp)) for n in _FIELDS]
-                + [("icon_type", cint)] + [(n, vp) for n in _MEDIA]
-                + [("version", u32), ("unversioned_id", cstr), ("missing_files", vp),
-                   ("video_get_color_space", vp)])
+    _fields_ = (
+        [("id", cstr), ("type", cint), ("output_flags", u32)]
+        + [(n, _CALLBACK_TYPES.get(n, vp)) for n in _FIELDS]
+        + [("icon_type", cint)]
+        + [(n, vp) for n in _MEDIA]
+        + [("version", u32), ("unversioned_id", cstr), ("missing_files", vp), ("video_get_color_space", vp)]
+    )
 
 
 _SIGNATURES = {
@@ -147,5 +201,22 @@ def load() -> SimpleNamespace:
 
 def enums(obs: object) -> SimpleNamespace:
     """The enum values we use, read from obspython."""
-    names = ["GS_RGBA", "GS_BGRA", "GS_ZS_NONE", "GS_DYNAMIC", "GS_CLEAR_COLOR", "GS_BLEND_ONE", "GS_BLEND_ZERO", "OBS_NO_DIRECT_RENDERING", "OBS_EFFECT_DEFAULT", "OBS_SOURCE_TYPE_FILTER", "OBS_SOURCE_VIDEO", "OBS_TEXT_DEFAULT", "OBS_TEXT_INFO", "OBS_COMBO_TYPE_LIST", "OBS_COMBO_FORMAT_STRING", "OBS_GROUP_NORMAL"]
+    names = [
+        "GS_RGBA",
+        "GS_BGRA",
+        "GS_ZS_NONE",
+        "GS_DYNAMIC",
+        "GS_CLEAR_COLOR",
+        "GS_BLEND_ONE",
+        "GS_BLEND_ZERO",
+        "OBS_NO_DIRECT_RENDERING",
+        "OBS_EFFECT_DEFAULT",
+        "OBS_SOURCE_TYPE_FILTER",
+        "OBS_SOURCE_VIDEO",
+        "OBS_TEXT_DEFAULT",
+        "OBS_TEXT_INFO",
+        "OBS_COMBO_TYPE_LIST",
+        "OBS_COMBO_FORMAT_STRING",
+        "OBS_GROUP_NORMAL",
+    ]
     return SimpleNamespace(**{n: getattr(obs, n) for n in names})

@@ -50,8 +50,9 @@ def set_defaults(api: SimpleNamespace, settings: int) -> None:
     api.obs_data_set_default_int(settings, _b(KEY_COLOR_CUSTOM), 0xFF00FF00)  # opaque green, ABGR
 
 
-def read_options(api: SimpleNamespace, settings: int, previous: dict[str, Any],
-                 log: Callable[[str], None]) -> dict[str, Any]:
+def read_options(
+    api: SimpleNamespace, settings: int, previous: dict[str, Any], log: Callable[[str], None]
+) -> dict[str, Any]:
     """Settings -> validated options. A field that fails keeps its previous value, and is logged."""
     out = dict(previous)
     for option in OPTIONS:
@@ -74,16 +75,16 @@ def read_options(api: SimpleNamespace, settings: int, previous: dict[str, Any],
     return out
 
 
-def build(api: SimpleNamespace, gs: SimpleNamespace, status: str,
-          buttons: dict[str, tuple[str, Any]]) -> int:
+def build(api: SimpleNamespace, gs: SimpleNamespace, status: str, buttons: dict[str, tuple[str, Any]]) -> int:
     """Build the dialog: status first, then one group per ``config.GROUPS``, then buttons.
 
     ``buttons`` maps a property name to (label, BUTTON_CLICKED callback object kept alive by caller).
     """
     props = api.obs_properties_create()
     info = api.obs_properties_add_text(props, _b(STATUS_KEY), _b(status), gs.OBS_TEXT_INFO)
-    api.obs_property_set_long_description(info, _b("Worker state, frames in/out per second, and the "
-                                                   "latency of the last result."))
+    api.obs_property_set_long_description(
+        info, _b("Worker state, frames in/out per second, and the latency of the last result.")
+    )
     for group in GROUPS:
         sub = api.obs_properties_create()
         for option in (o for o in OPTIONS if o.group == group):
@@ -99,14 +100,17 @@ def _add(api: SimpleNamespace, gs: SimpleNamespace, props: int, option: Any) -> 
     if option.kind == "bool":
         prop = api.obs_properties_add_bool(props, key, label)
     elif option.kind == "float":
-        prop = api.obs_properties_add_float_slider(props, key, label, option.minimum, option.maximum,
-                                                   option.step or 0.01)
+        prop = api.obs_properties_add_float_slider(
+            props, key, label, option.minimum, option.maximum, option.step or 0.01
+        )
     elif option.kind == "int":
-        prop = api.obs_properties_add_int_slider(props, key, label, int(option.minimum),
-                                                 int(option.maximum), int(option.step or 1))
+        prop = api.obs_properties_add_int_slider(
+            props, key, label, int(option.minimum), int(option.maximum), int(option.step or 1)
+        )
     elif option.kind in ("choice", "key_color") or option.key == "preset":
-        prop = api.obs_properties_add_list(props, key, label, gs.OBS_COMBO_TYPE_LIST,
-                                           gs.OBS_COMBO_FORMAT_STRING)
+        prop = api.obs_properties_add_list(
+            props, key, label, gs.OBS_COMBO_TYPE_LIST, gs.OBS_COMBO_FORMAT_STRING
+        )
         if option.kind == "choice":
             values = list(option.choices)
         elif option.kind == "key_color":

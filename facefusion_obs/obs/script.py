@@ -10,8 +10,10 @@ into C: every trampoline catches and logs.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import ctypes
 import os
+import threading
 import time
 import traceback
 from types import SimpleNamespace
@@ -38,8 +40,17 @@ def _state() -> SimpleNamespace:
     """The one object that survives script reloads (see module docstring)."""
     state = getattr(builtins, "_facefusion_obs_state", None)
     if state is None:
-        state = SimpleNamespace(impl=None, registered=False, instances={}, next_handle=0,
-                                supervisor=None, keepalive=[], api=None, gs=None, buttons={})
+        state = SimpleNamespace(
+            impl=None,
+            registered=False,
+            instances={},
+            next_handle=0,
+            supervisor=None,
+            keepalive=[],
+            api=None,
+            gs=None,
+            buttons={},
+        )
         builtins._facefusion_obs_state = state
     return state
 
@@ -60,14 +71,20 @@ class Implementation:
         state = _state()
         options = properties.read_options(self.api, settings, default_options(), log)
         state.next_handle += 1
-        state.instances[state.next_handle] = FaceFusionFilter(source, self.api, self.gs, _supervisor,
-                                                              options)
+        state.instances[state.next_handle] = FaceFusionFilter(source, self.api, self.gs, _supervisor, options)
+        if state.supervisor is not None:
+            state.supervisor.start()  # the worker runs only while at least one filter exists
         return state.next_handle
 
     def destroy(self, handle: int) -> None:
-        f = _state().instances.pop(handle, None)
+        state = _state()
+        f = state.instances.pop(handle, None)
         if f is not None:
             f.destroy()
+        sup = state.supervisor
+        if sup is not None and not state.instances:
+            # Stopping waits for the worker to exit; never do that on OBS's UI or graphics thread.
+            threading.Thread(target=sup.stop, name="ffobs-stop", daemon=True).start()
 
     def update(self, handle: int, settings: int) -> None:
         f = _state().instances.get(handle)
@@ -80,8 +97,12 @@ class Implementation:
     def get_properties(self, handle: int) -> int:
         f = _state().instances.get(handle)
         status = f.status() if f is not None else "Worker: not started"
-        return properties.build(self.api, self.gs, status,
-                                {"restart_worker": ("Restart worker", _state().buttons["restart_worker"])})
+        return properties.build(
+            self.api,
+            self.gs,
+            status,
+            {"restart_worker": ("Restart worker", _state().buttons["restart_worker"])},
+        )
 
     def restart_worker(self, props: int, prop: int, data: int) -> bool:
         sup = _supervisor()
@@ -121,6 +142,7 @@ def _trampoline(method: str, fallback: Any) -> Any:
         except Exception:
             log(f"{method} failed:\n{traceback.format_exc()}")
             return fallback
+
     return call
 
 
@@ -135,10 +157,8 @@ def _render_trampoline(handle: int, effect: int) -> None:
         log(f"video_render failed:\n{traceback.format_exc()}")
     f = _state().instances.get(handle)
     if f is not None:
-        try:
+        with contextlib.suppress(Exception):
             f.api.obs_source_skip_video_filter(f.source)
-        except Exception:
-            pass
 
 
 def _register(state: SimpleNamespace) -> None:
@@ -169,10 +189,12 @@ def _register(state: SimpleNamespace) -> None:
 
 # -------------------------------------------------------------------------------- script hooks
 def script_description() -> str:
-    return ("<b>FaceFusion Live</b>: live face swap and green-screen matting as a video filter.<br>"
-            "Add it to a camera source: right-click the source → Filters → Effect Filters → + → "
-            "FaceFusion Live.<br>Worker interpreter: " + (configured_python() or
-                                                         f"not configured ({locations().worker_config})"))
+    return (
+        "<b>FaceFusion Live</b>: live face swap and green-screen matting as a video filter.<br>"
+        "Add it to a camera source: right-click the source → Filters → Effect Filters → + → "
+        "FaceFusion Live.<br>Worker interpreter: "
+        + (configured_python() or f"not configured ({locations().worker_config})")
+    )
 
 
 def script_load(settings: Any) -> None:
@@ -186,8 +208,9 @@ def script_load(settings: Any) -> None:
         else:
             log("script reloaded: the new code serves existing filters")
         if state.supervisor is None:
-            state.supervisor = Supervisor(configured_python(), log=lambda m: log(m))
-        state.supervisor.start()
+            state.supervisor = Supervisor(configured_python(), log=log)
+        if state.instances:  # a reload with filters already in the scene
+            state.supervisor.start()
     except Exception:
         log(f"script_load failed:\n{traceback.format_exc()}")
 

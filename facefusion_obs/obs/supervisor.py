@@ -9,6 +9,7 @@ open their channels again, and messages queued for an older generation are dropp
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import subprocess
@@ -52,8 +53,14 @@ def configured_python() -> str | None:
 class Supervisor:
     """One per OBS process. ``state`` is a short word; ``detail`` says more for the status line."""
 
-    def __init__(self, python: str | None, *, stall_s: float = 2.0, log: Callable[[str], None] = print,
-                 startup_s: float = STARTUP_S) -> None:
+    def __init__(
+        self,
+        python: str | None,
+        *,
+        stall_s: float = 2.0,
+        log: Callable[[str], None] = print,
+        startup_s: float = STARTUP_S,
+    ) -> None:
         self.python = python
         self.stall_s = stall_s
         self.startup_s = startup_s
@@ -77,6 +84,7 @@ class Supervisor:
         self._last_alive = 0.0
         self._segments: set[str] = set()  # created by filters, not yet unlinked
         self._threads: list[threading.Thread] = []
+        self._lifecycle = threading.Lock()  # start and stop never interleave
 
     # ------------------------------------------------------------------ render-thread API (no waits)
     @property
@@ -108,36 +116,39 @@ class Supervisor:
 
     # ---------------------------------------------------------------------------------- lifecycle
     def start(self) -> None:
-        if self._threads:
-            return
-        for name in sweep_orphans():
-            self.log(f"removed shared memory left by a crashed session: {name}")
-        if not self.python:
-            self._set("not installed", "no worker interpreter configured: run 'python3 installer/install.py'")
-            return
-        self._stop.clear()
-        for target, name in ((self._relay, "ffobs-relay"), (self._watchdog, "ffobs-watchdog")):
-            t = threading.Thread(target=target, name=name, daemon=True)
-            t.start()
-            self._threads.append(t)
+        """Start the worker (idempotent)."""
+        with self._lifecycle:
+            if self._threads:
+                return
+            for name in sweep_orphans():
+                self.log(f"removed shared memory left by a crashed session: {name}")
+            if not self.python:
+                self._set(
+                    "not installed", "no worker interpreter configured: run 'python3 installer/install.py'"
+                )
+                return
+            self._stop.clear()
+            for target, name in ((self._relay, "ffobs-relay"), (self._watchdog, "ffobs-watchdog")):
+                t = threading.Thread(target=target, name=name, daemon=True)
+                t.start()
+                self._threads.append(t)
 
     def stop(self, timeout: float = 2.0) -> None:
         """Ask the worker to exit, kill it if it does not, and clean every segment name up."""
-        self._stop.set()
-        self._wake.set()
-        conn = self._conn
-        if conn is not None:
-            try:
-                conn.send("shutdown")
-            except (OSError, ValueError):
-                pass
-        self._end_worker(timeout)
-        for t in self._threads:
-            t.join(timeout)
-        self._threads.clear()
-        for name in list(self._segments):
-            self.release_segment(name)
-        self._set("stopped", "")
+        with self._lifecycle:
+            self._stop.set()
+            self._wake.set()
+            conn = self._conn
+            if conn is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    conn.send("shutdown")
+            self._end_worker(timeout)
+            for t in self._threads:
+                t.join(timeout)
+            self._threads.clear()
+            for name in list(self._segments):
+                self.release_segment(name)
+            self._set("stopped", "")
 
     def restart(self, reason: str) -> None:
         """Kill the worker now; the relay thread starts a new one after the backoff."""
@@ -176,9 +187,14 @@ class Supervisor:
             env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT), PYTHONUNBUFFERED="1")
             flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)
             self._proc = subprocess.Popen(
-                [self.python, "-m", "facefusion_obs.worker"], stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=str(PROJECT_ROOT), env=env,
-                creationflags=flags)
+                [self.python, "-m", "facefusion_obs.worker"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                cwd=str(PROJECT_ROOT),
+                env=env,
+                creationflags=flags,
+            )
         except OSError as exc:
             endpoint.remove()
             return f"cannot start {self.python}: {exc.strerror or exc}"
@@ -195,7 +211,11 @@ class Supervisor:
             self._conn = conn
             return self._serve(conn, proc)
         except (OSError, EOFError) as exc:
-            return f"worker connection lost: {exc}"
+            # A lost connection usually means the worker died: say how, if it did.
+            try:
+                return f"worker exited with code {proc.wait(0.5)}"
+            except subprocess.TimeoutExpired:
+                return f"worker connection lost: {exc}"
         finally:
             self._conn = None
             self._end_worker(1.0)

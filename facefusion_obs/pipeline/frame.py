@@ -20,7 +20,7 @@ from facefusion_obs.swap import build_swapper
 def compose_rgba(rgb: Any, alpha: Any) -> Any:
     """Stack RGB (H, W, 3) and alpha (H, W), both uint8, into one contiguous RGBA image."""
     xp = module_of(rgb)
-    out = xp.empty(rgb.shape[:2] + (4,), dtype=xp.uint8)
+    out = xp.empty((*rgb.shape[:2], 4), dtype=xp.uint8)
     out[..., :3] = rgb
     out[..., 3] = alpha
     return out

@@ -16,6 +16,7 @@ revision, never a mix; the one thing it can meet is an old file deleted under it
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -131,10 +132,9 @@ class Preset:
         arrays = {k: np.asarray(v) for k, v in compute(self).items()}
         self._derived[key] = arrays
         if self.store is not None:
-            try:
+            # caching is an optimisation: on a read-only store the arrays simply stay in memory
+            with contextlib.suppress(OSError, PresetError):
                 self.store.put_derived(self.name, key, arrays, revision=self.revision)
-            except (OSError, PresetError):
-                pass  # caching is an optimisation; the arrays are already in memory
         return arrays
 
 

@@ -120,13 +120,23 @@ def check_face(points: np.ndarray, frame_shape: tuple[int, ...]) -> str:
     return ""
 
 
-def vertex_weights(ring: np.ndarray, inner_mouth: np.ndarray) -> np.ndarray:
+FOREHEAD_TOP, FOREHEAD_MID, BROWS, CHIN = 10, 151, 9, 152
+
+
+def vertex_weights(ring: np.ndarray, inner_mouth: np.ndarray, source_points: np.ndarray) -> np.ndarray:
     """Blend weight per vertex: 0 on the outline, rising over two rings of the mesh, so the face fades
-    out in the mesh's own geometry (hairline, jaw) instead of at a fixed pixel width; the inner lip
-    line is half-weight so an open mouth blends softly into the target's."""
+    out in the mesh's own geometry instead of at a fixed pixel width. The forehead fades out between
+    the brows and mid-forehead, because that is where the source's hair (bangs) would otherwise be pasted
+    onto the target. The inner lip line is half-weight so an open mouth blends into the target's."""
     w = np.clip(ring / 2.0, 0.0, 1.0).astype(np.float32)
     w[inner_mouth] = np.minimum(w[inner_mouth], 0.5)
-    return w
+    # height along the face's own up axis (chin -> forehead top), from the source's landmarks
+    up = source_points[FOREHEAD_TOP] - source_points[CHIN]
+    up = up / max(float(np.linalg.norm(up)), 1e-6)
+    h = (source_points - source_points[BROWS]) @ up
+    top = float((source_points[FOREHEAD_MID] - source_points[BROWS]) @ up)
+    fade = np.clip(1.0 - h / max(top, 1e-6), 0.0, 1.0)
+    return (w * fade).astype(np.float32)
 
 
 def swap_face(frame: Any, target: np.ndarray, source: SourceFace, triangles: np.ndarray,
@@ -183,7 +193,7 @@ def swap_face(frame: Any, target: np.ndarray, source: SourceFace, triangles: np.
         weight = box_mean(inside, shade) + 1e-3
         mean_t = box_mean(roi * inside[..., None], shade) / weight[..., None]
         mean_s = box_mean(warped, shade) / weight[..., None]
-        warped = warped * xp.clip((mean_t + 4.0) / (mean_s + 4.0), 0.4, 2.5)
+        warped = warped * xp.clip((mean_t + 4.0) / (mean_s + 4.0), 0.6, 1.7)
     soft = box_mean(cover, feather)
     blended = roi + soft[..., None] * (warped - roi)
     frame[y0:y1, x0:x1] = xp.clip(blended + 0.5, 0, 255).astype(xp.uint8)
@@ -207,11 +217,10 @@ class MeshSwapper:
         from facefusion_obs.faces.topology import load_topology
 
         self.topology = load_topology()
-        self.weights = vertex_weights(self.topology.ring, self.topology.inner_mouth)
         self.tracker = FaceTracker(max_faces=int(options.get("max_faces", 1)))
         self.options: dict[str, Any] = {}
         self.watcher: PresetWatcher | None = None
-        self._source: tuple[Any, SourceFace] | None = None
+        self._source: tuple[Any, tuple[SourceFace, np.ndarray]] | None = None
         self.last: list[FaceResult] = []
         self.timings: dict[str, float] = {}
         self.configure(options)
@@ -229,7 +238,7 @@ class MeshSwapper:
     def reset(self) -> None:
         self.tracker.reset()
 
-    def source_face(self, xp: Any) -> SourceFace | None:
+    def source_face(self, xp: Any) -> tuple[SourceFace, np.ndarray] | None:
         assert self.watcher is not None
         if self.watcher.poll():
             log.info("preset %r changed on disk: reloaded", self.watcher.value)
@@ -238,17 +247,20 @@ class MeshSwapper:
             return None
         key = (id(preset), preset.revision, xp.__name__)
         if self._source is None or self._source[0] != key:
-            self._source = (key, SourceFace(xp.asarray(preset.texture), preset.texture_points[:, :2].copy()))
+            points = preset.texture_points[:, :2].copy()
+            weights = vertex_weights(self.topology.ring, self.topology.inner_mouth, points)
+            self._source = (key, (SourceFace(xp.asarray(preset.texture), points), weights))
         return self._source[1]
 
     def process(self, rgb: Any, t: float | None = None) -> tuple[Any, Any]:
         import time
 
         xp = module_of(rgb)
-        source = self.source_face(xp)
-        if source is None:
+        found = self.source_face(xp)
+        if found is None:
             self.last = []
             return rgb, None
+        source, weights = found
         faces = self.tracker.process(to_numpy(rgb), time.monotonic() if t is None else t)
         self.last = []
         if not faces:
@@ -257,8 +269,7 @@ class MeshSwapper:
         out = rgb.copy()
         mask = xp.zeros(rgb.shape[:2], xp.float32)
         for face in faces:
-            self.last.append(swap_face(out, face.landmarks[:, :2], source, self.topology.triangles, mask,
-                                       self.weights))
+            self.last.append(swap_face(out, face.landmarks[:, :2], source, self.topology.triangles, mask, weights))
         self.timings = {**self.tracker.timings, "warp": sum(r.warp_ms for r in self.last),
                         "blend": sum(r.blend_ms for r in self.last)}
         if not any(r.swapped for r in self.last):

@@ -18,8 +18,9 @@ CONNECT_DEADLINE_S = 30.0
 
 
 def main() -> int:
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
-                        format="[facefusion-obs worker] %(levelname)s %(message)s")
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO, format="[facefusion-obs worker] %(levelname)s %(message)s"
+    )
     log = logging.getLogger("facefusion_obs.worker")
     try:
         endpoint = Endpoint.from_json(sys.stdin.readline())

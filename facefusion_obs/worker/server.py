@@ -161,10 +161,18 @@ class Worker:
         if not force and now - self._status_at < STATUS_EVERY_S:
             return
         self._status_at = now
-        stats = [{"channel": c.id, "processed": c.processed, "dropped": c.dropped,
-                  "process_ms": round(c.process_ms, 3)} for c in self.channels.values()]
-        self.conn.send("status", state="loading" if self._loading else "ready", provider=self.provider,
-                       channels=stats)
+        stats = [
+            {
+                "channel": c.id,
+                "processed": c.processed,
+                "dropped": c.dropped,
+                "process_ms": round(c.process_ms, 3),
+            }
+            for c in self.channels.values()
+        ]
+        self.conn.send(
+            "status", state="loading" if self._loading else "ready", provider=self.provider, channels=stats
+        )
 
     def run(self) -> None:
         self.conn.send("ready", pid=os.getpid(), effects=list(EFFECTS), provider=self.provider)

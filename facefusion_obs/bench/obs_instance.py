@@ -1,4 +1,6 @@
-"""Real OBS Studio for end-to-end tests: Xvfb, a throw-away OBS config, and an obs-websocket client.
+"""Real OBS Studio for end-to-end tests and the OBS-side benchmark.
+
+Xvfb, a throw-away OBS config, and an obs-websocket client.
 
 Nothing here is mocked: it starts Debian's ``obs`` under ``Xvfb`` with a fresh HOME, a scene
 collection that loads ``facefusion_obs.py`` the way a user does (Tools → Scripts), and talks to the
@@ -56,7 +58,9 @@ class ObsWebsocket:
 
     def call(self, request: str, **data: Any) -> dict[str, Any]:
         rid = str(next(self._ids))
-        self.ws.send(json.dumps({"op": 6, "d": {"requestType": request, "requestId": rid, "requestData": data}}))
+        self.ws.send(
+            json.dumps({"op": 6, "d": {"requestType": request, "requestId": rid, "requestData": data}})
+        )
         while True:
             msg = json.loads(self.ws.recv())
             if msg["op"] == 7 and msg["d"]["requestId"] == rid:
@@ -67,8 +71,9 @@ class ObsWebsocket:
 
     def screenshot(self, source: str, width: int, height: int) -> np.ndarray:
         """The source as OBS renders it (filters applied), RGBA with straight alpha."""
-        data = self.call("GetSourceScreenshot", sourceName=source, imageFormat="png", imageWidth=width,
-                         imageHeight=height)["imageData"]
+        data = self.call(
+            "GetSourceScreenshot", sourceName=source, imageFormat="png", imageWidth=width, imageHeight=height
+        )["imageData"]
         png = base64.b64decode(data.split(",", 1)[1])
         return np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))
 
@@ -79,8 +84,14 @@ class ObsWebsocket:
 class ObsInstance:
     """One OBS process under its own Xvfb, home and websocket port."""
 
-    def __init__(self, root: Path, sources: list[dict[str, Any]], python: str, size: tuple[int, int],
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        sources: list[dict[str, Any]],
+        python: str,
+        size: tuple[int, int],
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.root = root
         self.home = root / "home"
         self.port = free_port()
@@ -90,9 +101,15 @@ class ObsInstance:
         cfg = self.home / ".config" / "facefusion-obs"
         cfg.mkdir(parents=True, exist_ok=True)
         (cfg / "worker.json").write_text(json.dumps({"python": python}))
-        self.env = dict(os.environ, HOME=str(self.home), XDG_CONFIG_HOME=str(self.home / ".config"),
-                        XDG_DATA_HOME=str(self.home / ".local/share"), LIBGL_ALWAYS_SOFTWARE="1",
-                        FACEFUSION_OBS_STATS_EVERY="1", **(env or {}))
+        self.env = dict(
+            os.environ,
+            HOME=str(self.home),
+            XDG_CONFIG_HOME=str(self.home / ".config"),
+            XDG_DATA_HOME=str(self.home / ".local/share"),
+            LIBGL_ALWAYS_SOFTWARE="1",
+            FACEFUSION_OBS_STATS_EVERY="1",
+            **(env or {}),
+        )
         for var in ("FACEFUSION_OBS_PYTHON", "PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME"):
             self.env.pop(var, None)
         self.xvfb: subprocess.Popen[bytes] | None = None
@@ -106,36 +123,78 @@ class ObsInstance:
         (base / "global.ini").write_text(
             "[General]\nFirstRun=true\n\n[Basic]\nProfile=test\nProfileDir=test\nSceneCollection=test\n"
             "SceneCollectionFile=test\n\n[OBSWebSocket]\nFirstLoad=false\nServerEnabled=true\n"
-            f"ServerPort={self.port}\nAuthRequired=false\nAlertsEnabled=false\n")
+            f"ServerPort={self.port}\nAuthRequired=false\nAlertsEnabled=false\n"
+        )
         w, h = size
         (base / "basic" / "profiles" / "test" / "basic.ini").write_text(
             f"[General]\nName=test\n\n[Video]\nBaseCX={w}\nBaseCY={h}\nOutputCX={w}\nOutputCY={h}\n"
-            "FPSType=0\nFPSCommon=30\n")
-        items = [{"name": s["name"], "id": i + 1, "visible": True, "locked": False, "rot": 0.0,
-                  "pos": {"x": 0.0, "y": 0.0}, "scale": {"x": 1.0, "y": 1.0}, "align": 5,
-                  "bounds_type": 0, "bounds": {"x": 0.0, "y": 0.0}}
-                 for i, s in enumerate(sources)]
-        scene = {"id": "scene", "versioned_id": "scene", "name": SCENE, "uuid": "00000000-0000-4000-8000-0000000000aa",
-                 "settings": {"items": items, "id_counter": len(items), "custom_size": False}}
-        collection = {"name": "test", "current_scene": SCENE, "current_program_scene": SCENE,
-                      "scene_order": [{"name": SCENE}], "sources": [scene, *sources],
-                      "modules": {"scripts-tool": [{"path": str(PROJECT_ROOT / "facefusion_obs.py"),
-                                                    "settings": {}}]}}
+            "FPSType=0\nFPSCommon=30\n"
+        )
+        items = [
+            {
+                "name": s["name"],
+                "id": i + 1,
+                "visible": True,
+                "locked": False,
+                "rot": 0.0,
+                "pos": {"x": 0.0, "y": 0.0},
+                "scale": {"x": 1.0, "y": 1.0},
+                "align": 5,
+                "bounds_type": 0,
+                "bounds": {"x": 0.0, "y": 0.0},
+            }
+            for i, s in enumerate(sources)
+        ]
+        scene = {
+            "id": "scene",
+            "versioned_id": "scene",
+            "name": SCENE,
+            "uuid": "00000000-0000-4000-8000-0000000000aa",
+            "settings": {"items": items, "id_counter": len(items), "custom_size": False},
+        }
+        collection = {
+            "name": "test",
+            "current_scene": SCENE,
+            "current_program_scene": SCENE,
+            "scene_order": [{"name": SCENE}],
+            "sources": [scene, *sources],
+            "modules": {"scripts-tool": [{"path": str(PROJECT_ROOT / "facefusion_obs.py"), "settings": {}}]},
+        }
         (base / "basic" / "scenes" / "test.json").write_text(json.dumps(collection, indent=1))
 
     def start(self) -> ObsInstance:
         read, write = os.pipe()
-        self.xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x720x24",
-                                      "-nolisten", "tcp"], pass_fds=(write,), stderr=subprocess.DEVNULL)
+        self.xvfb = subprocess.Popen(
+            ["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x720x24", "-nolisten", "tcp"],
+            pass_fds=(write,),
+            stderr=subprocess.DEVNULL,
+        )
         os.close(write)
         display = os.read(read, 16).decode().strip()
         self._display_fd = read  # closing it early can take Xvfb down with SIGPIPE
         self.env["DISPLAY"] = f":{display}"
         log = self.log_path.open("wb")
         self.obs = subprocess.Popen(
-            ["obs", "--multi", "--minimize-to-tray", "--disable-updater", "--disable-missing-files-check",
-             "--collection", "test", "--profile", "test", "--scene", SCENE, "--websocket_port",
-             str(self.port)], env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=str(self.root))
+            [
+                "obs",
+                "--multi",
+                "--minimize-to-tray",
+                "--disable-updater",
+                "--disable-missing-files-check",
+                "--collection",
+                "test",
+                "--profile",
+                "test",
+                "--scene",
+                SCENE,
+                "--websocket_port",
+                str(self.port),
+            ],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=str(self.root),
+        )
         self.ws = ObsWebsocket(self.port)
         return self
 
@@ -149,7 +208,9 @@ class ObsInstance:
             if needle in text:
                 return text
             if self.obs is not None and self.obs.poll() is not None:
-                raise RuntimeError(f"OBS exited ({self.obs.returncode}) waiting for {needle!r}:\n{text[-3000:]}")
+                raise RuntimeError(
+                    f"OBS exited ({self.obs.returncode}) waiting for {needle!r}:\n{text[-3000:]}"
+                )
             time.sleep(0.1)
         raise TimeoutError(f"{needle!r} not in OBS log after {timeout} s:\n{self.log_text()[-3000:]}")
 
@@ -188,8 +249,13 @@ class ObsInstance:
 
 
 def image_source(name: str, path: Path, filters: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"id": "image_source", "versioned_id": "image_source", "name": name,
-            "settings": {"file": str(path), "unload": False}, "filters": filters}
+    return {
+        "id": "image_source",
+        "versioned_id": "image_source",
+        "name": name,
+        "settings": {"file": str(path), "unload": False},
+        "filters": filters,
+    }
 
 
 def facefusion_filter(name: str = "FaceFusion", **settings: Any) -> dict[str, Any]:

@@ -1,0 +1,139 @@
+"""The mesh swap engine on real photos: the preset is made from insightface's t1.jpg, the stream is
+skimage's astronaut (and the reverse), with the real MediaPipe models."""
+
+from __future__ import annotations
+
+import logging
+
+import cv2
+import numpy as np
+import pytest
+
+from facefusion_obs.config import validate_options
+from facefusion_obs.faces import FaceLandmarker, roi_from_landmarks
+from facefusion_obs.faces.topology import load_topology
+from facefusion_obs.presets import PresetStore
+from facefusion_obs.swap import build_swapper
+from facefusion_obs.swap.mesh import MeshSwapper, SourceFace, rasterize, swap_face
+
+
+@pytest.fixture
+def preset_t1(tmp_path, monkeypatch, sample_images_dir, embedded_models):
+    """A preset of the man in the middle of t1.jpg (face 1 by size), in a private preset store."""
+    monkeypatch.setenv("FACEFUSION_OBS_PRESETS", str(tmp_path / "presets"))
+    PresetStore().add("david", [sample_images_dir / "t1.jpg"], face_index=1)
+    return "david"
+
+
+def _frame(astronaut_rgb):
+    frame = np.full((720, 1280, 3), 90, np.uint8)
+    frame[104:616, 384:896] = astronaut_rgb
+    return frame
+
+
+def test_rasterize_covers_exactly_what_opencv_fills():
+    rng = np.random.default_rng(3)
+    verts = rng.uniform(2, 60, (30, 2))
+    tris = np.array([[i, (i + 7) % 30, (i + 13) % 30] for i in range(30)])
+    idx, tid, l1, l2 = rasterize(np, verts, tris, 64, 64)
+    for t in range(0, 30, 5):  # compare interiors; edges differ by OpenCV's fill convention
+        mine = np.zeros(64 * 64, bool)
+        mine[idx[tid == t]] = True
+        ref = np.zeros((64, 64), np.uint8)
+        cv2.fillConvexPoly(ref, np.round(verts[tris[t]] * 16).astype(np.int32), 1, cv2.LINE_8, shift=4)
+        inner = cv2.erode(ref, np.ones((3, 3), np.uint8)).ravel().astype(bool)
+        outer = cv2.dilate(ref, np.ones((3, 3), np.uint8)).ravel().astype(bool)
+        assert mine[inner].all() and not mine[~outer].any()
+    # barycentric weights reproduce the pixel position
+    pts = verts[tris[tid]]
+    pos = pts[:, 0] * (1 - l1 - l2)[:, None] + pts[:, 1] * l1[:, None] + pts[:, 2] * l2[:, None]
+    assert np.allclose(pos, np.stack([idx % 64, idx // 64], 1), atol=1e-3)
+
+
+def test_swap_changes_the_face_only_and_keeps_pose_and_expression(preset_t1, astronaut_rgb):
+    frame = _frame(astronaut_rgb)
+    swapper = MeshSwapper(validate_options({"preset": preset_t1}))
+    target = None
+    for i in range(3):
+        out, mask = swapper.process(frame, i / 30)
+        target = swapper.tracker.tracks[0].last.landmarks
+    assert mask is not None and mask.shape == frame.shape[:2] and mask.dtype == np.float32
+    assert mask.min() >= 0.0 and mask.max() <= 1.0
+    face = mask > 0.9
+    outside = mask == 0
+    assert face.sum() > 3000
+    assert np.abs(out[face].astype(int) - frame[face]).mean() > 8  # the face changed
+    assert np.array_equal(out[outside], frame[outside])  # nothing else did
+
+    # pose and expression are the target's: landmarks found on the output match the target's
+    marker = FaceLandmarker()
+    found, presence = marker.get(out, roi_from_landmarks(target))
+    found, presence = marker.get(out, roi_from_landmarks(found))
+    inter_ocular = np.linalg.norm(target[33, :2] - target[263, :2])
+    nme = np.linalg.norm(found[:, :2] - target[:, :2], axis=1).mean() / inter_ocular
+    print(f"normalised mean landmark error of the swapped face: {nme:.3f}")
+    assert presence > 0.9 and nme < 0.08
+
+
+def test_open_mouth_of_the_target_is_kept(preset_t1, astronaut_rgb):
+    """The astronaut smiles with her teeth showing: the mouth opening must stay hers."""
+    frame = _frame(astronaut_rgb)
+    swapper = MeshSwapper(validate_options({"preset": preset_t1}))
+    out, mask = swapper.process(frame, 0.0)
+    pts = swapper.tracker.tracks[0].last.landmarks[:, :2]
+    mouth = load_topology().inner_mouth
+    poly = np.zeros(frame.shape[:2], np.uint8)
+    cv2.fillPoly(poly, [np.round(pts[mouth]).astype(np.int32)], 1)
+    core = cv2.erode(poly, np.ones((5, 5), np.uint8)).astype(bool)
+    assert core.sum() > 50
+    assert mask[core].mean() < 0.35
+    assert np.abs(out[core].astype(int) - frame[core]).mean() < 12
+
+
+def test_frame_without_a_face_passes_unchanged(preset_t1):
+    rng = np.random.default_rng(0)
+    frame = cv2.GaussianBlur(rng.integers(0, 255, (720, 1280, 3), dtype=np.uint8), (0, 0), 5)
+    swapper = MeshSwapper(validate_options({"preset": preset_t1}))
+    out, mask = swapper.process(frame)
+    assert out is frame and mask is None
+
+
+def test_faces_it_cannot_handle_pass_through(astronaut_rgb, embedded_models):
+    topo = load_topology()
+    rng = np.random.default_rng(1)
+    src_pts = rng.uniform(10, 200, (468, 2))
+    source = SourceFace(astronaut_rgb, src_pts)
+    frame = _frame(astronaut_rgb)
+    mask = np.zeros(frame.shape[:2], np.float32)
+    tiny = src_pts * 0.1 + 300  # a 19-px face
+    before = frame.copy()
+    result = swap_face(frame, tiny, source, topo.triangles, mask)
+    assert not result.swapped and "too small" in result.reason
+    folded = src_pts.copy()
+    folded[:, 0] = 600 - folded[:, 0]  # mirrored: every triangle folds over
+    result = swap_face(frame, [*folded, 300, 200], source, topo.triangles, mask)
+    assert not result.swapped and "turned too far" in result.reason
+    assert np.array_equal(frame, before) and mask.max() == 0
+
+
+def test_no_preset_means_pass_through_and_inswapper_falls_back_to_mesh(caplog, tmp_path, monkeypatch,
+                                                                      astronaut_rgb, embedded_models):
+    monkeypatch.setenv("FACEFUSION_OBS_MODELS", str(tmp_path / "empty-models"))
+    (tmp_path / "empty-models").mkdir()
+    # the mesh engine needs its embedded files; copy them into the otherwise empty models folder
+    for path in embedded_models.values():
+        (tmp_path / "empty-models" / path.name).write_bytes(path.read_bytes())
+    stage = build_swapper(validate_options({}))
+    assert stage.engine.engine == "mesh"
+    out, mask = stage.process(astronaut_rgb)
+    assert out is astronaut_rgb and mask is None
+    with caplog.at_level(logging.WARNING):
+        stage.configure(validate_options({"engine": "inswapper"}))
+    assert stage.engine.engine == "mesh"
+    assert "inswapper" in caplog.text and "mesh" in caplog.text
+
+
+def test_source_may_be_an_image_path(sample_images_dir, astronaut_rgb, embedded_models):
+    swapper = MeshSwapper(validate_options({"preset": str(sample_images_dir / "Tom_Hanks_54745.png")}))
+    _out, mask = swapper.process(_frame(astronaut_rgb), 0.0)
+    assert mask is not None and mask.max() > 0.9
