@@ -87,13 +87,21 @@ class ObsInstance:
     def __init__(
         self,
         root: Path,
-        sources: list[dict[str, Any]],
+        sources: list[dict[str, Any]] | None,
         python: str,
         size: tuple[int, int],
         env: dict[str, str] | None = None,
+        *,
+        collection: str = "test",
+        scene: str = SCENE,
     ) -> None:
+        """``sources`` go into a one-scene collection named "test"; with ``sources=None`` the caller
+        writes its own collection under ``self.obs_config / "basic/scenes"`` before ``start()`` and
+        names it (and its scene) with ``collection`` and ``scene``."""
         self.root = root
         self.home = root / "home"
+        self.obs_config = self.home / ".config" / "obs-studio"
+        self.collection, self.scene = collection, scene
         self.port = free_port()
         self.log_path = root / "obs.log"
         self.size = size
@@ -116,7 +124,7 @@ class ObsInstance:
         self.obs: subprocess.Popen[bytes] | None = None
         self.ws: ObsWebsocket | None = None
 
-    def _write_config(self, sources: list[dict[str, Any]], size: tuple[int, int]) -> None:
+    def _write_config(self, sources: list[dict[str, Any]] | None, size: tuple[int, int]) -> None:
         base = self.home / ".config" / "obs-studio"
         (base / "basic" / "profiles" / "test").mkdir(parents=True)
         (base / "basic" / "scenes").mkdir(parents=True)
@@ -130,6 +138,8 @@ class ObsInstance:
             f"[General]\nName=test\n\n[Video]\nBaseCX={w}\nBaseCY={h}\nOutputCX={w}\nOutputCY={h}\n"
             "FPSType=0\nFPSCommon=30\n"
         )
+        if sources is None:
+            return
         items = [
             {
                 "name": s["name"],
@@ -182,11 +192,11 @@ class ObsInstance:
                 "--disable-updater",
                 "--disable-missing-files-check",
                 "--collection",
-                "test",
+                self.collection,
                 "--profile",
                 "test",
                 "--scene",
-                SCENE,
+                self.scene,
                 "--websocket_port",
                 str(self.port),
             ],

@@ -89,6 +89,8 @@ def _stats(v: Any) -> bool:
         "processed": _int(0, 2**62),
         "dropped": _int(0, 2**62),
         "process_ms": _float,
+        "preset": _str(300),
+        "engine": _str(32),
     }
     return all(
         isinstance(s, dict) and s.keys() == fields.keys() and all(f(s[k]) for k, f in fields.items())

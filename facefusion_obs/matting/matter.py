@@ -114,13 +114,17 @@ class Matter:
             key = self.key or self._auto_key or estimate_key_color(rgb)
             self._auto_key = None if self.key else key
             alpha = self._key(key_signal(rgb, key), height, width)
-            alpha = self._refine(rgb, alpha, eps=1e-4)
             weight = None
             if self.mode == "chroma+person":
                 prob = xp.asarray(shared_segmenter().get(rgb))
                 floor, ceiling = person_bounds(prob, height, width)
+                # despill spares only what the prior saved from the key (green clothing): skin that
+                # keyed solid is despilled as usual
+                weight = 1.0 - floor * (1.0 - alpha)
+                # bounded before the guided filter, so the prior's coarse outline is snapped to the
+                # image's own edges (a green shirt still differs from the screen in shade)
                 alpha = xp.clip(alpha, floor, ceiling)
-                weight = 1.0 - floor
+            alpha = self._refine(rgb, alpha, eps=1e-3)
             out_rgb = despill(rgb, color_difference(rgb, key), key.primary, self.despill_amount, weight)
         alpha = self.temporal.apply(alpha)
         if opaque is not None:
@@ -144,10 +148,13 @@ class Matter:
         screen = self.plate.learn(diff, (ratio > ACCEPT).astype(xp.float32))
         subject = self.subject.update(diff, (ratio < 0.05).astype(xp.float32), screen)
         span = screen - subject
-        grids = xp.stack([screen / span, 1.0 / span], axis=-1) * (1.0 / (high - low))
-        grids[..., 0] -= low / (high - low)
+        grids = xp.stack([screen / span, 1.0 / span], axis=-1)
         offset_gain = self.plate.full(grids, height, width)
-        return xp.clip(offset_gain[..., 0] - diff * offset_gain[..., 1], 0.0, 1.0)
+        unmixed = offset_gain[..., 0] - diff * offset_gain[..., 1]
+        # the noise floor fades in over [low/2, 3·low/2] instead of cutting every faint hair strand at
+        # ``low``; above it alpha follows the unmixed value, stretched so ``high`` is already solid
+        fade = xp.clip((unmixed - 0.5 * low) * (1.0 / low), 0.0, 1.0)
+        return xp.clip(unmixed * (1.0 / high), 0.0, 1.0) * fade
 
     @staticmethod
     def _refine(rgb: Any, alpha: Any, eps: float) -> Any:

@@ -15,10 +15,10 @@ from facefusion_obs.matting.ops import box_mean_xp, grow, resize_linear, shrink
 from facefusion_obs.runtime.xp import module_of
 
 
-def person_bounds(prob: Any, height: int, width: int, margin: int = 6) -> tuple[Any, Any]:
+def person_bounds(prob: Any, height: int, width: int, margin: int = 3) -> tuple[Any, Any]:
     """(floor, ceiling) for alpha, full resolution, from a low-res probability grid.
 
-    ``margin`` is in grid cells (about 2% of the frame height on the 256 grid).
+    ``margin`` is in grid cells (about 1% of the frame on the 256 grid).
     """
     xp = module_of(prob)
     inside = shrink(prob > 0.5, margin)

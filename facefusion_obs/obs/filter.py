@@ -16,6 +16,7 @@ from typing import Any
 from facefusion_obs.config import default_options
 from facefusion_obs.ipc.frames import FrameChannel, check_geometry
 from facefusion_obs.obs.gpu import GpuResources, copy_rows
+from facefusion_obs.obs.scenes import effective_options
 from facefusion_obs.obs.supervisor import Supervisor
 
 _channel_ids = itertools.count(1)
@@ -58,7 +59,9 @@ class FaceFusionFilter:
         self.api, self.gs = api, gs
         self._supervisor_of = supervisor_of  # callable: the current Supervisor or None
         self.channel_id = next(_channel_ids)
-        self.options = options or default_options()
+        self.options = options or default_options()  # the filter's own settings
+        self.scene_choice: str | None = None  # its scene's preset (see obs/scenes.py)
+        self.last_matting = "chroma"  # what the matting hotkey turns back on
         self.gpu: GpuResources | None = None
         self.channel: FrameChannel | None = None
         self.generation = 0
@@ -66,6 +69,7 @@ class FaceFusionFilter:
         self.output_count = 0
         self.has_output = False
         self.last_latency_ms = 0.0
+        self.latency = RateMeter()
         self.frames_in = RateMeter()
         self.frames_out = RateMeter()
         self.readback_cost = RateMeter()
@@ -75,10 +79,24 @@ class FaceFusionFilter:
     # ------------------------------------------------------------------------------ from the UI
     def update(self, options: dict[str, Any]) -> None:
         """New settings from the properties dialog (UI thread). The worker gets them live."""
+        if options["matting"] != "off":
+            self.last_matting = options["matting"]
         self.options = options
+        self._configure_worker()
+
+    def set_scene_choice(self, choice: str | None) -> None:
+        """The filter's scene changed: use that scene's preset unless the filter has its own."""
+        if choice != self.scene_choice:
+            self.scene_choice = choice
+            self._configure_worker()
+
+    def effective_options(self) -> dict[str, Any]:
+        return effective_options(self.options, self.scene_choice)
+
+    def _configure_worker(self) -> None:
         sup = self._supervisor_of()
         if sup is not None and self.channel is not None:
-            sup.send(self.generation, "configure", channel=self.channel_id, options=options)
+            sup.send(self.generation, "configure", channel=self.channel_id, options=self.effective_options())
 
     # ---------------------------------------------------------------------------- per frame
     def render(self) -> None:
@@ -153,6 +171,7 @@ class FaceFusionFilter:
         self.output_count = meta.count
         self.has_output = True
         self.last_latency_ms = (time.monotonic_ns() - meta.capture_ns) / 1e6
+        self.latency.tick(now, self.last_latency_ms)
         self.frames_out.tick(now)
         self.upload_cost.tick(now, (now - t0) * 1e3)
         sup.output_seen()
@@ -166,7 +185,7 @@ class FaceFusionFilter:
         sup.send(
             self.generation, "open", channel=self.channel_id, shm=channel.name, width=width, height=height
         )
-        sup.send(self.generation, "configure", channel=self.channel_id, options=self.options)
+        sup.send(self.generation, "configure", channel=self.channel_id, options=self.effective_options())
 
     def _close_channel(self, sup: Supervisor | None) -> None:
         channel, self.channel = self.channel, None
@@ -184,6 +203,7 @@ class FaceFusionFilter:
 
     # ------------------------------------------------------------------------------- status
     def status(self) -> str:
+        """One line for the properties dialog and the log: state, provider, rates, latency, preset."""
         sup = self._supervisor_of()
         now = time.perf_counter()
         if sup is None:
@@ -192,9 +212,13 @@ class FaceFusionFilter:
         if not self.options["enabled"]:
             return f"Worker: {state} | filter disabled: passing frames through"
         line = (
-            f"Worker: {state} | in {self.frames_in.rate(now):.0f} fps, "
-            f"out {self.frames_out.rate(now):.0f} fps | latency {self.last_latency_ms:.0f} ms"
+            f"Worker: {state} | provider {sup.provider or '-'} | in {self.frames_in.rate(now):.0f} fps, "
+            f"out {self.frames_out.rate(now):.0f} fps | latency p50 {self.latency.percentile(0.5):.0f} "
+            f"p95 {self.latency.percentile(0.95):.0f} ms"
         )
+        stats = sup.stats.get(self.channel_id)
+        if stats is not None and stats.engine:
+            line += f" | {stats.engine}" + (f", preset {stats.preset}" if stats.preset else "")
         if sup.errors:
             line += f" | last error: {sup.errors[-1][:160]}"
         return line

@@ -176,6 +176,12 @@ _SIGNATURES = {
     "obs_data_set_default_double": (None, vp, cstr, f64),
     "obs_data_set_default_int": (None, vp, cstr, ctypes.c_longlong),
     "obs_data_release": (None, vp),
+    "obs_data_create": (vp,),
+    "obs_data_set_bool": (None, vp, cstr, cbool),
+    "obs_source_update": (None, vp, vp),
+    "obs_property_list_item_disable": (None, vp, ctypes.c_size_t, cbool),
+    "obs_scene_from_source": (vp, vp),
+    "obs_scene_find_source_recursive": (vp, vp, cstr),
 }
 
 

@@ -28,10 +28,10 @@ def _b(text: str) -> bytes:
 
 
 def preset_names() -> list[str]:
-    """Preset names on disk (one folder each), sorted; empty if the store does not exist yet."""
+    """Preset names on disk (a folder with a preset.json each), sorted; empty if there is no store yet."""
     folder = locations().presets_dir
     try:
-        return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+        return sorted(p.name for p in folder.iterdir() if (p / "preset.json").is_file() and not p.name.startswith("."))
     except OSError:
         return []
 
@@ -75,27 +75,31 @@ def read_options(
     return out
 
 
-def build(api: SimpleNamespace, gs: SimpleNamespace, status: str, buttons: dict[str, tuple[str, Any]]) -> int:
+def build(api: SimpleNamespace, gs: SimpleNamespace, status: str, buttons: dict[str, tuple[str, Any]],
+          unavailable: dict[tuple[str, str], str] | None = None) -> int:
     """Build the dialog: status first, then one group per ``config.GROUPS``, then buttons.
 
     ``buttons`` maps a property name to (label, BUTTON_CLICKED callback object kept alive by caller).
+    ``unavailable`` maps (option, choice) to why that choice is disabled; the reason is shown in place.
     """
     props = api.obs_properties_create()
     info = api.obs_properties_add_text(props, _b(STATUS_KEY), _b(status), gs.OBS_TEXT_INFO)
     api.obs_property_set_long_description(
-        info, _b("Worker state, frames in/out per second, and the latency of the last result.")
+        info, _b("Worker state, inference provider, frames in/out per second, latency p50/p95 from capture "
+                 "to display, and the engine and preset in use.")
     )
     for group in GROUPS:
         sub = api.obs_properties_create()
         for option in (o for o in OPTIONS if o.group == group):
-            _add(api, gs, sub, option)
+            _add(api, gs, sub, option, unavailable or {})
         api.obs_properties_add_group(props, _b(f"group_{group.lower()}"), _b(group), gs.OBS_GROUP_NORMAL, sub)
     for name, (label, callback) in buttons.items():
         api.obs_properties_add_button(props, _b(name), _b(label), callback)
     return props
 
 
-def _add(api: SimpleNamespace, gs: SimpleNamespace, props: int, option: Any) -> None:
+def _add(api: SimpleNamespace, gs: SimpleNamespace, props: int, option: Any,
+         unavailable: dict[tuple[str, str], str]) -> None:
     key, label = _b(option.key), _b(option.label)
     if option.kind == "bool":
         prop = api.obs_properties_add_bool(props, key, label)
@@ -118,7 +122,11 @@ def _add(api: SimpleNamespace, gs: SimpleNamespace, props: int, option: Any) -> 
         else:
             values = ["", *preset_names()]
         for value in values:
-            api.obs_property_list_add_string(prop, _b(value or "(none)"), _b(value))
+            why = unavailable.get((option.key, value))
+            index = api.obs_property_list_add_string(
+                prop, _b(f"{value} ({why})" if why else value or "(none)"), _b(value))
+            if why:
+                api.obs_property_list_item_disable(prop, index, True)
         if option.kind == "key_color":
             picker = api.obs_properties_add_color(props, _b(KEY_COLOR_CUSTOM), _b("Custom key colour"))
             api.obs_property_set_long_description(picker, _b("Used when Key colour is 'custom'."))

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,8 @@ class WorkerStats:
     processed: int = 0
     dropped: int = 0
     process_ms: float = 0.0
+    preset: str = ""
+    engine: str = ""
 
 
 def configured_python() -> str | None:
@@ -216,6 +219,10 @@ class Supervisor:
                 return f"worker exited with code {proc.wait(0.5)}"
             except subprocess.TimeoutExpired:
                 return f"worker connection lost: {exc}"
+        except Exception as exc:  # a bug here must cost one worker restart, never the supervisor
+            self.log(f"supervisor error:\n{traceback.format_exc()}")
+            proc.kill()
+            return f"supervisor error: {exc!r}"
         finally:
             self._conn = None
             self._end_worker(1.0)
@@ -276,15 +283,22 @@ class Supervisor:
             self._loading = msg["state"] == "loading"
             self.provider = msg["provider"]
             for s in msg["channels"]:
-                self.stats[s["channel"]] = WorkerStats(s["processed"], s["dropped"], s["process_ms"])
+                self.stats[s["channel"]] = WorkerStats(
+                    s["processed"], s["dropped"], s["process_ms"], s["preset"], s["engine"]
+                )
         elif kind == "error":
             self.errors.append(msg["message"])
             self.log(f"worker error: {msg['message']}")
 
     def _watchdog(self) -> None:
         while not self._stop.wait(0.1):
-            if self.state != "running":
-                continue
+            try:
+                self._check_stall()
+            except Exception:  # keep watching whatever happens
+                self.log(f"watchdog error:\n{traceback.format_exc()}")
+
+    def _check_stall(self) -> None:
+        if self.state == "running":
             now = time.monotonic()
             limit = LOADING_GRACE_S if self._loading else self.stall_s
             if now - self._last_frame < FRAMES_FLOWING_S and now - self._last_alive > limit:

@@ -219,16 +219,19 @@ def paste_back(frame: Any, crop: Any, m: np.ndarray, mask: Any, face_mask: Any |
 def blend_into(region: Any, fg: Any, alpha: Any) -> None:
     """``region ← region + (fg − region)·alpha`` in place, uint8 images, float32 alpha (H x W, 0..1).
 
-    numpy uses OpenCV's ``blendLinear`` (measured 1.6 ms against 3.9 ms for the numpy arithmetic on a
-    386² ROI: numpy's temporaries dominate the 4 ms budget); cupy runs ``blend_xp``, one fused pass on
+    numpy uses OpenCV's ``blendLinear`` (measured 0.4 ms against 2.9 ms for the numpy arithmetic on a
+    386² ROI: numpy's temporaries would eat most of the 4 ms budget); cupy runs ``blend_xp``, one fused pass on
     the device. The tests hold the two to within one grey level of each other on numpy.
     """
     if module_of(region) is np:
         import cv2
 
         alpha = np.ascontiguousarray(alpha, dtype=np.float32)
-        region[...] = cv2.blendLinear(np.ascontiguousarray(fg), np.ascontiguousarray(region), alpha,
-                                      1.0 - alpha)
+        # dst=region writes straight into the frame's ROI view (rows are contiguous, OpenCV takes the
+        # stride): 0.4 ms instead of 1.1 ms for a copy-out and copy-back on a 386² ROI
+        out = cv2.blendLinear(np.ascontiguousarray(fg), region, alpha, 1.0 - alpha, dst=region)
+        if not np.shares_memory(out, region):  # OpenCV had to allocate (unusual layout): copy back
+            region[...] = out
         return
     blend_xp(region, fg, alpha)
 

@@ -19,6 +19,10 @@ class Effect(Protocol):
 
     def process(self, bgra: np.ndarray, out_rgba: np.ndarray) -> None: ...
 
+    def in_use(self) -> tuple[str, str]:
+        """(preset, engine) actually in use, for the worker's status report."""
+        ...
+
 
 _OPAQUE = np.uint32(0xFF << 24) if np.little_endian else np.uint32(0xFF)
 
@@ -28,6 +32,9 @@ class Passthrough:
 
     def configure(self, options: Mapping[str, Any]) -> None:
         pass
+
+    def in_use(self) -> tuple[str, str]:
+        return "", "passthrough"
 
     def process(self, bgra: np.ndarray, out_rgba: np.ndarray) -> None:
         cv2.cvtColor(bgra, cv2.COLOR_BGRA2RGBA, dst=out_rgba)
@@ -60,6 +67,9 @@ class TestPattern:
     def configure(self, options: Mapping[str, Any]) -> None:
         pass
 
+    def in_use(self) -> tuple[str, str]:
+        return "", "test-pattern"
+
     def process(self, bgra: np.ndarray, out_rgba: np.ndarray) -> None:
         h, w = bgra.shape[:2]
         if self._alpha is None or self._alpha.shape != (h, w):
@@ -79,6 +89,13 @@ class PipelineEffect:
 
     def configure(self, options: Mapping[str, Any]) -> None:
         self.pipeline.configure(options)
+
+    def in_use(self) -> tuple[str, str]:
+        options = self.pipeline.options
+        if not options["swap_enabled"]:
+            return "", "off"
+        engine = type(self.pipeline.swapper.engine).__name__.removesuffix("Swapper").lower()
+        return options["preset"], engine
 
     def process(self, bgra: np.ndarray, out_rgba: np.ndarray) -> None:
         out_rgba[...] = self.pipeline.process(bgra)

@@ -161,15 +161,11 @@ class Worker:
         if not force and now - self._status_at < STATUS_EVERY_S:
             return
         self._status_at = now
-        stats = [
-            {
-                "channel": c.id,
-                "processed": c.processed,
-                "dropped": c.dropped,
-                "process_ms": round(c.process_ms, 3),
-            }
-            for c in self.channels.values()
-        ]
+        stats = []
+        for c in self.channels.values():
+            preset, engine = c.effect.in_use()
+            stats.append({"channel": c.id, "processed": c.processed, "dropped": c.dropped,
+                          "process_ms": round(c.process_ms, 3), "preset": preset[:300], "engine": engine[:32]})
         self.conn.send(
             "status", state="loading" if self._loading else "ready", provider=self.provider, channels=stats
         )
