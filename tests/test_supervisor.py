@@ -101,7 +101,7 @@ def test_kill_9_gives_pass_through_then_recovery(supervised):
     expected = expected_test_pattern(render.frame)
     _until(lambda: np.array_equal(render.render(), expected), 10)
     first_pid = sup.worker_pid
-    assert not _ours(), "names are unlinked as soon as the worker has attached"
+    _until(lambda: not _ours(), 1)  # names go as soon as the relay thread hears "attached" (<= 20 ms)
 
     os.kill(first_pid, signal.SIGKILL)
     _until(lambda: not sup.running, 2)

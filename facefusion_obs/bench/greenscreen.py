@@ -54,16 +54,18 @@ def _astronaut() -> np.ndarray:
 
 def _sprite(size: int, rng: np.random.Generator, shirt: bool) -> tuple[np.ndarray, np.ndarray]:
     """Premultiplied colour (size, size, 3) and alpha (size, size) of the subject, unmoved."""
-    big = 512 * _SUPER
+    # everything is drawn once at _SUPER times the output size, in the photo's 512-pixel coordinates
+    big = size * _SUPER
+    k = big / 512.0
     mask = np.zeros((big, big), np.uint8)
     (cx, cy), (rx, ry) = _HEAD
-    cv2.ellipse(mask, (int(cx * _SUPER), int(cy * _SUPER)), (int(rx * _SUPER), int(ry * _SUPER)), 0, 0,
-                360, 255, -1, cv2.LINE_AA)
-    cv2.fillPoly(mask, [(_BODY * _SUPER).astype(np.int32)], 255, cv2.LINE_AA)
+    cv2.ellipse(mask, (int(cx * k), int(cy * k)), (int(rx * k), int(ry * k)), 0, 0, 360, 255, -1,
+                cv2.LINE_AA)
+    cv2.fillPoly(mask, [(_BODY * k).astype(np.int32)], 255, cv2.LINE_AA)
     # defocus: the shoulders and arms sit behind the focal plane, so their edge is softer
-    soft = cv2.GaussianBlur(mask, (0, 0), 1.2 * _SUPER)
+    soft = cv2.GaussianBlur(mask, (0, 0), 1.2 * k)
     yy = np.linspace(0.0, 1.0, big, dtype=np.float32)[:, None]
-    body_alpha = np.where(yy > 0.45, soft, cv2.GaussianBlur(mask, (0, 0), 0.4 * _SUPER)) / 255.0
+    body_alpha = np.where(yy > 0.45, soft, cv2.GaussianBlur(mask, (0, 0), 0.4 * k)) / 255.0
 
     hair = np.zeros((big, big), np.float32)
     for _ in range(70):
@@ -76,7 +78,8 @@ def _sprite(size: int, rng: np.random.Generator, shirt: bool) -> tuple[np.ndarra
         pts = root + direction * length * t + bend * t * t
         layer = np.zeros_like(mask)
         thickness = int(rng.integers(2, 6))  # 0.5..1.25 px at 512, thinner still once scaled
-        cv2.polylines(layer, [(pts * _SUPER).astype(np.int32)], False, 255, thickness, cv2.LINE_AA)
+        cv2.polylines(layer, [(pts * k).astype(np.int32)], False, 255, max(1, round(thickness * k / _SUPER)),
+                      cv2.LINE_AA)
         opacity = rng.uniform(0.35, 0.85)
         hair = 1.0 - (1.0 - hair) * (1.0 - opacity * layer / 255.0)
 

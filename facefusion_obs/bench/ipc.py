@@ -32,11 +32,17 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def memcpy_ms(nbytes: int, repeats: int) -> list[float]:
-    src = np.random.default_rng(0).integers(0, 256, nbytes, dtype=np.uint8)
-    dst = np.empty_like(src)
+def memcpy_ms(nbytes: int, repeats: int, buffers: int) -> list[float]:
+    """One-frame memcpy times, rotating through ``buffers`` source/destination pairs.
+
+    With one pair the copy runs from a cache-hot buffer; with as many pairs as a channel has slots
+    (3 in + 3 out), it touches the same amount of memory as the real round trip does.
+    """
+    rng = np.random.default_rng(0)
+    pairs = [(rng.integers(0, 256, nbytes, dtype=np.uint8), np.empty(nbytes, np.uint8)) for _ in range(buffers)]
     out = []
-    for _ in range(repeats):
+    for i in range(repeats):
+        src, dst = pairs[i % buffers]
         t0 = time.perf_counter()
         ctypes.memmove(dst.ctypes.data, src.ctypes.data, nbytes)
         out.append((time.perf_counter() - t0) * 1e3)
@@ -91,9 +97,10 @@ def bench_boundary(repeats: int) -> list[dict[str, float]]:
             time.sleep(0.05)
         for cid, (w, h) in enumerate(SIZES, start=1):
             rt = round_trip_ms(sup, w, h, repeats, cid)
-            mc = memcpy_ms(w * h * 4, repeats)
+            hot = memcpy_ms(w * h * 4, repeats, 1)
+            mc = memcpy_ms(w * h * 4, repeats, 6)
             rows.append({"w": w, "h": h, "rt50": _pct(rt, 0.5), "rt95": _pct(rt, 0.95),
-                         "mc50": statistics.median(mc), "mc95": _pct(mc, 0.95)})
+                         "mc50": statistics.median(mc), "mc95": _pct(mc, 0.95), "hot50": statistics.median(hot)})
     finally:
         sup.stop()
     return rows
@@ -133,7 +140,9 @@ def bench_obs(width: int, height: int, seconds: float) -> dict[str, float] | Non
 def run(args: argparse.Namespace) -> int:
     repeats = 40 if args.quick else 200
     print(f"IPC round trip through a real worker (passthrough effect), {repeats} frames per size")
-    print(f"{'size':>10} | {'round trip p50':>14} {'p95':>7} | {'memcpy p50':>10} {'p95':>6} | "
+    print("memcpy: one frame, rotating through 6 buffer pairs like the channel's 3+3 slots (the target's")
+    print("baseline); 'hot': the same copy repeated on one cache-resident pair, for reference.")
+    print(f"{'size':>10} | {'round trip p50':>14} {'p95':>7} | {'memcpy p50':>10} {'p95':>6} {'hot':>6} | "
           f"{'p95 / memcpy':>12} | target p95 <= 3*memcpy+1ms")
     ok = True
     for r in bench_boundary(repeats):
@@ -141,7 +150,8 @@ def run(args: argparse.Namespace) -> int:
         met = r["rt95"] <= target
         ok &= met
         print(f"{r['w']:>4}x{r['h']:<5} | {r['rt50']:>11.3f} ms {r['rt95']:>7.3f} | {r['mc50']:>7.3f} ms "
-              f"{r['mc95']:>6.3f} | {r['rt95'] / r['mc50']:>11.1f}x | {target:.3f} ms {'met' if met else 'MISSED'}")
+              f"{r['mc95']:>6.3f} {r['hot50']:>6.3f} | {r['rt95'] / r['mc50']:>11.1f}x | {target:.3f} ms "
+              f"{'met' if met else 'MISSED'}")
     if getattr(args, "no_obs", False):
         return 0 if ok else 1
     seconds = 3.0 if args.quick else 8.0

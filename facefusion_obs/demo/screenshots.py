@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageChops
 
 from facefusion_obs.bench.obs_instance import ObsInstance
 from facefusion_obs.demo.assets import DemoAssets, prepare_assets
@@ -97,10 +97,17 @@ def grab_display(display: str) -> Image.Image:
     return ImageGrab.grab(xdisplay=display).convert("RGB")
 
 
-def crop_to_windows(image: Image.Image) -> Image.Image:
-    """Crop the black Xvfb root window away, leaving the mapped windows (no window manager runs)."""
-    box = Image.eval(image.convert("L"), lambda v: 255 if v > 8 else 0).getbbox()
-    return image.crop(box) if box else image
+def crop_to_new_window(before: Image.Image, after: Image.Image) -> Image.Image:
+    """The part of the screen a newly mapped window covers: where ``after`` differs from ``before``.
+
+    No window manager runs under Xvfb, so there is nobody to ask for the dialog's geometry. Pixels
+    that changed for other reasons (the main window's live preview) only widen the box a little.
+    """
+    diff = Image.eval(ImageChops.difference(before, after).convert("L"), lambda v: 255 if v > 24 else 0)
+    box = diff.getbbox()
+    if box is None or (box[2] - box[0]) * (box[3] - box[1]) > 0.9 * after.width * after.height:
+        return after
+    return after.crop(box)
 
 
 def take(out: Path, frames: int = 60, root: Path | None = None) -> list[Path]:
@@ -113,9 +120,10 @@ def take(out: Path, frames: int = 60, root: Path | None = None) -> list[Path]:
             scene = wait_for_keyed_scene(inst)
             shots = [save_small_png(Image.fromarray(scene), out / "obs_demo_scene.png")]
             assert inst.ws is not None
+            before = grab_display(inst.env["DISPLAY"])
             inst.ws.call("OpenInputFiltersDialog", inputName=MEDIA_SOURCE)
             time.sleep(3.0)  # the dialog maps and its live preview starts
-            dialog = crop_to_windows(grab_display(inst.env["DISPLAY"]))
+            dialog = crop_to_new_window(before, grab_display(inst.env["DISPLAY"]))
             shots.append(save_small_png(dialog, out / "obs_filter_properties.png"))
             return shots
         finally:

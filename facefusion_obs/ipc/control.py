@@ -191,10 +191,12 @@ class Endpoint:
     Both travel to the worker over its stdin, never the command line (which other users can read).
     """
 
-    def __init__(self, address: str, authkey: bytes, private_dir: str | None) -> None:
+    def __init__(self, address: str, authkey: bytes, private_dir: str | None, doorbell: int | None = None) -> None:
         self.address = address
         self.authkey = authkey
         self._private_dir = private_dir
+        # POSIX: the read end of a pipe inherited by the worker; one byte on it means "new frame".
+        self.doorbell = doorbell
 
     @classmethod
     def new(cls) -> Endpoint:
@@ -205,7 +207,7 @@ class Endpoint:
         return cls(os.path.join(folder, "control.sock"), key, folder)
 
     def to_json(self) -> str:
-        return json.dumps({"address": self.address, "authkey": self.authkey.hex()})
+        return json.dumps({"address": self.address, "authkey": self.authkey.hex(), "doorbell": self.doorbell})
 
     @classmethod
     def from_json(cls, text: str) -> Endpoint:
@@ -216,7 +218,10 @@ class Endpoint:
             raise ProtocolError(f"worker bootstrap line is not valid: {exc}") from exc
         if not isinstance(address, str) or len(key) < 16:
             raise ProtocolError("worker bootstrap line has a bad address or a short key")
-        return cls(address, key, None)
+        doorbell = data.get("doorbell")
+        if doorbell is not None and (not isinstance(doorbell, int) or isinstance(doorbell, bool) or doorbell < 3):
+            raise ProtocolError(f"worker bootstrap line has a bad doorbell descriptor {doorbell!r}")
+        return cls(address, key, None, doorbell)
 
     def listen(self) -> Listener:
         return Listener(self.address, authkey=self.authkey)

@@ -22,7 +22,8 @@ def person_bounds(prob: Any, height: int, width: int, margin: int = 3) -> tuple[
     """
     xp = module_of(prob)
     inside = shrink(prob > 0.5, margin)
-    near = grow(prob > 0.3, margin)
+    # hair strands reach well beyond the model's outline, so the ceiling keeps a wide berth
+    near = grow(prob > 0.3, 4 * margin)
     radius = max(1, margin // 2)
     floor = box_mean_xp(inside.astype(xp.float32), radius)
     ceiling = box_mean_xp(near.astype(xp.float32), radius)

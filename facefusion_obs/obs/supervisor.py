@@ -86,6 +86,7 @@ class Supervisor:
         self._last_frame = 0.0
         self._last_alive = 0.0
         self._segments: set[str] = set()  # created by filters, not yet unlinked
+        self._doorbell: int | None = None  # write end of the worker's doorbell pipe (POSIX)
         self._threads: list[threading.Thread] = []
         self._lifecycle = threading.Lock()  # start and stop never interleave
 
@@ -100,9 +101,18 @@ class Supervisor:
         self._wake.set()
 
     def notify(self, channel: int) -> None:
-        """A new frame is in ``channel``'s input. Coalesced: at most one wake-up per relay pass."""
-        self._pending_frames.add(channel)
+        """A new frame is in ``channel``'s input; wake the worker without ever waiting.
+
+        POSIX: one byte into the doorbell pipe, dropped if the pipe is full (the worker is far behind
+        and will read the newest frame anyway). Elsewhere the relay thread sends a coalesced message.
+        """
         self._last_frame = time.monotonic()
+        doorbell = self._doorbell
+        if doorbell is not None:
+            with contextlib.suppress(OSError):  # full pipe or a worker that just went away
+                os.write(doorbell, b"\x01")
+            return
+        self._pending_frames.add(channel)
         self._wake.set()
 
     def output_seen(self) -> None:
@@ -189,16 +199,25 @@ class Supervisor:
         try:
             env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT), PYTHONUNBUFFERED="1")
             flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)
-            self._proc = subprocess.Popen(
-                [self.python, "-m", "facefusion_obs.worker"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                cwd=str(PROJECT_ROOT),
-                env=env,
-                creationflags=flags,
-            )
+            bell_read, bell_write = os.pipe() if sys.platform != "win32" else (None, None)
+            try:
+                self._proc = subprocess.Popen(
+                    [self.python, "-m", "facefusion_obs.worker"],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                    cwd=str(PROJECT_ROOT),
+                    env=env,
+                    creationflags=flags,
+                    pass_fds=() if bell_read is None else (bell_read,),
+                )
+            finally:
+                if bell_read is not None:
+                    os.close(bell_read)
+            endpoint.doorbell = bell_read
         except OSError as exc:
+            if bell_write is not None:
+                os.close(bell_write)
             endpoint.remove()
             return f"cannot start {self.python}: {exc.strerror or exc}"
         proc = self._proc
@@ -208,6 +227,9 @@ class Supervisor:
             assert proc.stdin is not None
             proc.stdin.write((endpoint.to_json() + "\n").encode())
             proc.stdin.close()
+            if bell_write is not None:
+                os.set_blocking(bell_write, False)
+                self._doorbell = bell_write
             conn = self._connect(endpoint, proc)
             if conn is None:
                 return self.detail or f"worker exited during start-up (code {proc.poll()})"
@@ -225,6 +247,9 @@ class Supervisor:
             return f"supervisor error: {exc!r}"
         finally:
             self._conn = None
+            bell, self._doorbell = self._doorbell, None
+            if bell is not None:
+                os.close(bell)
             self._end_worker(1.0)
             endpoint.remove()
             # The dead worker's channels are gone: their unattached names must not linger.

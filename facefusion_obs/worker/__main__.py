@@ -42,7 +42,7 @@ def main() -> int:
     finally:
         timer.cancel()
         listener.close()
-    Worker(conn).run()
+    Worker(conn, doorbell=endpoint.doorbell).run()
     return 0
 
 

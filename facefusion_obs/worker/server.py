@@ -11,6 +11,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
+from multiprocessing.connection import wait
 from typing import Any
 
 import numpy as np
@@ -47,8 +48,9 @@ class Channel:
 
 
 class Worker:
-    def __init__(self, conn: ControlConnection, provider: str = "cpu") -> None:
+    def __init__(self, conn: ControlConnection, provider: str = "cpu", doorbell: int | None = None) -> None:
         self.conn = conn
+        self.doorbell = doorbell
         self.provider = provider
         self.channels: dict[int, Channel] = {}
         self.running = True
@@ -170,17 +172,25 @@ class Worker:
             "status", state="loading" if self._loading else "ready", provider=self.provider, channels=stats
         )
 
+    def _wait(self, timeout: float) -> None:
+        """Sleep until a control message or a doorbell ring (a new frame), or ``timeout``."""
+        if self.doorbell is None:
+            self.conn.poll(timeout)
+            return
+        if self.doorbell in wait([self.conn, self.doorbell], timeout):
+            os.read(self.doorbell, 65536)  # drain: one wake-up serves every frame rung so far
+
     def run(self) -> None:
         self.conn.send("ready", pid=os.getpid(), effects=list(EFFECTS), provider=self.provider)
         busy = False
         try:
             while self.running:
-                if self.conn.poll(0 if busy else IDLE_POLL_S):
-                    while self.running and self.conn.poll(0):
-                        try:
-                            self.handle(self.conn.recv())
-                        except ProtocolError as exc:
-                            log.warning("rejected control message: %s", exc)
+                self._wait(0 if busy else IDLE_POLL_S)
+                while self.running and self.conn.poll(0):
+                    try:
+                        self.handle(self.conn.recv())
+                    except ProtocolError as exc:
+                        log.warning("rejected control message: %s", exc)
                 busy = False
                 for ch in list(self.channels.values()):
                     try:
