@@ -111,7 +111,7 @@ def test_faces_it_cannot_handle_pass_through(astronaut_rgb, embedded_models):
     assert not result.swapped and "too small" in result.reason
     folded = src_pts.copy()
     folded[:, 0] = 600 - folded[:, 0]  # mirrored: every triangle folds over
-    result = swap_face(frame, [*folded, 300, 200], source, topo.triangles, mask)
+    result = swap_face(frame, folded + np.array([300.0, 200.0]), source, topo.triangles, mask)
     assert not result.swapped and "turned too far" in result.reason
     assert np.array_equal(frame, before) and mask.max() == 0
 

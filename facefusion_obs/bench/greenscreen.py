@@ -129,8 +129,9 @@ def make_sequence(name: str = "green", frames: int = 8, height: int = 360, width
     seq = Sequence(name, key)
     for t in range(frames):
         # slow drift first, then a faster move (motion blur), with a little vertical bob
-        x0 = width * 0.5 - size * 0.5 + (4.0 * t if t < frames // 2 else 4.0 * t + 14.0 * (t - frames // 2))
-        speed = 4.0 if t < frames // 2 else 18.0
+        calm = t < max(1, frames // 2)
+        x0 = width * 0.5 - size * 0.5 + 4.0 * t + (0.0 if calm else 14.0 * (t - frames // 2))
+        speed = 4.0 if calm else 18.0
         y0 = height - size + 2.0 * np.sin(t * 0.9)
         acc = np.zeros((height, width, 7), np.float32)
         taps = 6

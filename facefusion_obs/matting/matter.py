@@ -124,7 +124,7 @@ class Matter:
                 # bounded before the guided filter, so the prior's coarse outline is snapped to the
                 # image's own edges (a green shirt still differs from the screen in shade)
                 alpha = xp.clip(alpha, floor, ceiling)
-            alpha = self._refine(rgb, alpha, eps=1e-3)
+            alpha = self._floor(self._refine(rgb, alpha, eps=1e-3))
             out_rgb = despill(rgb, color_difference(rgb, key), key.primary, self.despill_amount, weight)
         alpha = self.temporal.apply(alpha)
         if opaque is not None:
@@ -153,8 +153,14 @@ class Matter:
         unmixed = offset_gain[..., 0] - diff * offset_gain[..., 1]
         # the noise floor fades in over [low/2, 3·low/2] instead of cutting every faint hair strand at
         # ``low``; above it alpha follows the unmixed value, stretched so ``high`` is already solid
-        fade = xp.clip((unmixed - 0.5 * low) * (1.0 / low), 0.0, 1.0)
-        return xp.clip(unmixed * (1.0 / high), 0.0, 1.0) * fade
+        return xp.clip(unmixed * (1.0 / high), 0.0, 1.0)
+
+    def _floor(self, alpha: Any) -> Any:
+        """The noise floor, applied after the guided filter has averaged the noise down: it fades in
+        over [low/2, 3·low/2] instead of cutting every faint hair strand at ``low``."""
+        xp = module_of(alpha)
+        low, high = self.levels
+        return alpha * xp.clip((alpha * high - 0.5 * low) * (1.0 / low), 0.0, 1.0)
 
     @staticmethod
     def _refine(rgb: Any, alpha: Any, eps: float) -> Any:

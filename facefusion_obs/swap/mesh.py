@@ -194,6 +194,9 @@ def swap_face(frame: Any, target: np.ndarray, source: SourceFace, triangles: np.
         mean_t = box_mean(roi * inside[..., None], shade) / weight[..., None]
         mean_s = box_mean(warped, shade) / weight[..., None]
         warped = warped * xp.clip((mean_t + 4.0) / (mean_s + 4.0), 0.6, 1.7)
+    # The feather spreads blend weight past the mesh edge and into holes left by dropped triangles;
+    # there the warp has no pixel, so it must show the target itself, never black.
+    warped = xp.where((cover > 0)[..., None], warped, roi)
     soft = box_mean(cover, feather)
     blended = roi + soft[..., None] * (warped - roi)
     frame[y0:y1, x0:x1] = xp.clip(blended + 0.5, 0, 255).astype(xp.uint8)
