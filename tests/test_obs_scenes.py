@@ -69,6 +69,17 @@ def _wait_status(obs, pattern: str, timeout: float = 30.0) -> None:
     raise AssertionError(f"{pattern!r} not reported within {timeout} s:\n{obs.log_text()[-2000:]}")
 
 
+def _wait_setting(obs, key: str, value: object, timeout: float = 5.0) -> None:
+    """Hotkeys run on OBS's hotkey thread and source updates apply on the next video tick: poll."""
+    deadline = time.monotonic() + timeout
+    while True:
+        settings = obs.ws.call("GetSourceFilter", sourceName="Face", filterName="FaceFusion")["filterSettings"]
+        if settings.get(key) == value:
+            return
+        assert time.monotonic() < deadline, f"filter setting {key!r} is {settings.get(key)!r}, not {value!r}"
+        time.sleep(0.05)
+
+
 def _shot(obs) -> np.ndarray:
     time.sleep(0.3)  # a few frames through the worker
     return obs.ws.screenshot("Face", 512, 512).astype(int)
@@ -122,10 +133,8 @@ def test_hotkeys_are_registered_and_work(obs):
         assert f"facefusion_obs.{hotkey}" in names
     obs.ws.call("TriggerHotkeyByName", hotkeyName="facefusion_obs.next_preset")
     _wait_status(obs, r"mesh, preset bob")  # alice (from the scene) -> next is bob
-    settings = obs.ws.call("GetSourceFilter", sourceName="Face", filterName="FaceFusion")["filterSettings"]
-    assert settings["preset"] == "bob", "the hotkey changes the filter's own setting, visible in its dialog"
+    _wait_setting(obs, "preset", "bob")  # the filter's own setting changed, so its dialog shows it
     obs.ws.call("TriggerHotkeyByName", hotkeyName="facefusion_obs.toggle_swap")
     _wait_status(obs, r"running .*\| off")
     obs.ws.call("TriggerHotkeyByName", hotkeyName="facefusion_obs.toggle_matting")
-    settings = obs.ws.call("GetSourceFilter", sourceName="Face", filterName="FaceFusion")["filterSettings"]
-    assert settings["matting"] == "chroma"
+    _wait_setting(obs, "matting", "chroma")

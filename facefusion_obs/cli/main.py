@@ -19,7 +19,6 @@ COMMANDS = {
     "presets": "presets",
     "doctor": "doctor",
     "demo": "demo",
-    "worker": "worker",
 }
 
 
@@ -28,16 +27,14 @@ class CliError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="facefusion-obs", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="facefusion-obs",
+        description="Live face swap and green-screen matting for OBS Studio: models, presets, offline "
+        "processing, the demo, diagnostics and benchmarks. The OBS filter itself is facefusion_obs.py.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for module_name in COMMANDS.values():
-        try:
-            module = importlib.import_module(f"facefusion_obs.cli.{module_name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"facefusion_obs.cli.{module_name}":
-                raise
-            continue  # a subcommand still being built is simply absent
-        module.register(sub)
+        importlib.import_module(f"facefusion_obs.cli.{module_name}").register(sub)
     return parser
 
 

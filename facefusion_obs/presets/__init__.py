@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from facefusion_obs.presets.names import PresetError, validate_name
@@ -9,6 +10,8 @@ from facefusion_obs.presets.store import Preset, PresetStore, preset_from_image
 
 __all__ = ["IMAGE_SUFFIXES", "Preset", "PresetError", "PresetStore", "PresetWatcher", "preset_from_image",
            "resolve_source", "validate_name"]
+
+log = logging.getLogger("facefusion_obs.presets")
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -38,7 +41,7 @@ class PresetWatcher:
     may call it every frame.
     """
 
-    def __init__(self, value: str, store: PresetStore | None = None, interval: float = 0.5) -> None:
+    def __init__(self, value: str = "", store: PresetStore | None = None, interval: float = 0.5) -> None:
         self.value, self.store, self.interval = value.strip(), store or PresetStore(), interval
         self.preset: Preset | None = None
         self.error: str = ""
@@ -55,6 +58,22 @@ class PresetWatcher:
             self.preset, self.error = resolve_source(self.value, self.store), ""
         except PresetError as exc:
             self.preset, self.error = None, str(exc)
+
+    def follow(self, value: str) -> bool:
+        """Switch to another option value. True if it differs: callers drop what they derived."""
+        if value.strip() == self.value:
+            return False
+        self.value, self._checked = value.strip(), float("-inf")
+        self._load()
+        if self.error:
+            log.warning("face swap passes frames through: %s", self.error)
+        return True
+
+    def current(self) -> Preset | None:
+        """The preset now, reloaded first if its files changed on disk."""
+        if self.poll():
+            log.info("preset %r changed on disk: reloaded", self.value)
+        return self.preset
 
     def poll(self) -> bool:
         """Reload if the preset changed on disk; True when ``preset`` was replaced."""

@@ -302,7 +302,9 @@ class InswapperSwapper:
         self.provider = self.swapper.provider
         self.tracker = FaceTracker(max_faces=int(options.get("max_faces", 1)))
         self.options: dict[str, Any] = {}
-        self.watcher: Any = None
+        from facefusion_obs.presets import PresetWatcher
+
+        self.watcher = PresetWatcher()
         self._latent: tuple[Any, Any] | None = None
         self._mask: dict[str, Any] = {}
         self._xp: Any = None
@@ -312,13 +314,8 @@ class InswapperSwapper:
         self.configure(options)
 
     def configure(self, options: Mapping[str, Any]) -> None:
-        from facefusion_obs.presets import PresetWatcher
-
-        if self.watcher is None or options.get("preset", "") != self.options.get("preset"):
-            self.watcher = PresetWatcher(str(options.get("preset", "")))
+        if self.watcher.follow(str(options.get("preset", ""))):
             self._latent = None
-            if self.watcher.error:
-                log.warning("face swap passes frames through: %s", self.watcher.error)
         self.tracker.max_faces = int(options.get("max_faces", 1))
         self.options = dict(options)
 
@@ -327,9 +324,7 @@ class InswapperSwapper:
 
     def latent(self) -> Any | None:
         """The model input for the current preset, on the model's device; recomputed when it changes."""
-        if self.watcher.poll():
-            log.info("preset %r changed on disk: reloaded", self.watcher.value)
-        preset = self.watcher.preset
+        preset = self.watcher.current()
         if preset is None:
             return None
         key = (id(preset), preset.revision)

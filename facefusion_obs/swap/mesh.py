@@ -26,7 +26,7 @@ from facefusion_obs.matting.ops import box_mean
 from facefusion_obs.runtime.xp import module_of, to_numpy
 
 if TYPE_CHECKING:
-    from facefusion_obs.presets import PresetWatcher
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -222,19 +222,16 @@ class MeshSwapper:
         self.topology = load_topology()
         self.tracker = FaceTracker(max_faces=int(options.get("max_faces", 1)))
         self.options: dict[str, Any] = {}
-        self.watcher: PresetWatcher | None = None
+        from facefusion_obs.presets import PresetWatcher
+
+        self.watcher = PresetWatcher()
         self._source: tuple[Any, tuple[SourceFace, np.ndarray]] | None = None
         self.last: list[FaceResult] = []
         self.timings: dict[str, float] = {}
         self.configure(options)
 
     def configure(self, options: Mapping[str, Any]) -> None:
-        from facefusion_obs.presets import PresetWatcher
-
-        if self.watcher is None or options.get("preset", "") != self.options.get("preset"):
-            self.watcher = PresetWatcher(str(options.get("preset", "")))
-            if self.watcher.error:
-                log.warning("face swap passes frames through: %s", self.watcher.error)
+        self.watcher.follow(str(options.get("preset", "")))
         self.tracker.max_faces = int(options.get("max_faces", 1))
         self.options = dict(options)
 
@@ -242,10 +239,7 @@ class MeshSwapper:
         self.tracker.reset()
 
     def source_face(self, xp: Any) -> tuple[SourceFace, np.ndarray] | None:
-        assert self.watcher is not None
-        if self.watcher.poll():
-            log.info("preset %r changed on disk: reloaded", self.watcher.value)
-        preset = self.watcher.preset
+        preset = self.watcher.current()
         if preset is None:
             return None
         key = (id(preset), preset.revision, xp.__name__)
