@@ -160,23 +160,24 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "key_tolerance",
         "float",
-        0.35,
+        0.3,
         "Key tolerance",
-        "How far from the screen colour a pixel may be and still count as screen. Raise it if the "
-        "screen shows through as a haze; lower it if the subject's edges go transparent.",
+        "How unevenly the screen may be lit (noise, creases, shadows) and still key as fully "
+        "transparent. Raise it if a haze of screen remains; lower it if faint hair strands vanish.",
         "Matting",
         minimum=0.05,
-        maximum=1.0,
+        maximum=0.8,
         step=0.01,
     ),
     Option(
         "key_softness",
         "float",
-        0.35,
+        0.55,
         "Edge softness",
-        "Width of the soft transition between screen and subject. Higher keeps more fine hair.",
+        "How much of the screen's colour a pixel must lose before it is solid. Higher gives softer, "
+        "more see-through edges and hair; lower gives harder edges. 0.5-0.6 suits most screens.",
         "Matting",
-        minimum=0.01,
+        minimum=0.1,
         maximum=1.0,
         step=0.01,
     ),
@@ -185,7 +186,8 @@ OPTIONS: tuple[Option, ...] = (
         "float",
         1.0,
         "Despill",
-        "How strongly green (or blue) spill is removed from the subject's edges and skin.",
+        "How much of the screen's green (or blue) cast is taken off the subject's edges, hair and "
+        "clothes. Skin tones are never changed.",
         "Matting",
         minimum=0.0,
         maximum=1.0,
@@ -196,7 +198,8 @@ OPTIONS: tuple[Option, ...] = (
         "float",
         0.5,
         "Temporal smoothing",
-        "Calms flicker on still edges. Motion is never smoothed, so it does not lag.",
+        "Calms flicker of the edges while the subject is still. Moving edges are never smoothed, "
+        "so motion does not lag or leave trails. 0 turns it off.",
         "Matting",
         minimum=0.0,
         maximum=1.0,

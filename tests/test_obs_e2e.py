@@ -69,6 +69,15 @@ def _until_shot(obs, source: str, expected: np.ndarray, timeout: float = 15.0) -
         time.sleep(0.05)
 
 
+def _one_worker(obs, timeout: float = 20.0) -> int:
+    """The pid of the single running worker, waiting out a restart still in progress."""
+    deadline = time.monotonic() + timeout
+    while len(pids := obs.worker_pids()) != 1:
+        assert time.monotonic() < deadline, f"expected one worker, found {pids}"
+        time.sleep(0.1)
+    return pids[0]
+
+
 def _our_segments(obs) -> list[str]:
     return [n for n in shm.list_segments() if n.startswith(f"ffobs-{obs.obs.pid}-")]
 
@@ -113,7 +122,8 @@ def _render_rate(obs, seconds: float) -> float:
 
 def test_obs_keeps_full_frame_rate_while_worker_is_sigstopped(obs):
     before = _render_rate(obs, 1.5)
-    (pid,) = obs.worker_pids()
+    _until_shot(obs, "Img", expected_test_pattern(_bgra(obs.images["Img"])), 20)
+    pid = _one_worker(obs)
     os.kill(pid, signal.SIGSTOP)
     try:
         frozen = _render_rate(obs, 1.5)  # within the 2 s stall limit: the worker is still "running"
@@ -128,7 +138,8 @@ def test_obs_keeps_full_frame_rate_while_worker_is_sigstopped(obs):
 
 
 def test_kill_9_passes_through_then_recovers(obs):
-    (pid,) = obs.worker_pids()
+    _until_shot(obs, "Img", expected_test_pattern(_bgra(obs.images["Img"])), 20)
+    pid = _one_worker(obs)
     os.kill(pid, signal.SIGKILL)
     _until_shot(obs, "Img", _rgba(obs.images["Img"]), 5)  # pass-through, untouched
     assert not _our_segments(obs)

@@ -119,7 +119,7 @@ def make_sequence(name: str = "green", frames: int = 8, height: int = 360, width
         raise ValueError(f"unknown sequence {name!r}; choose from {', '.join(SEQUENCES)}")
     key = "blue" if name == "blue" else "green"
     rng = np.random.default_rng(seed)
-    size = int(round(height * 0.92))
+    size = round(height * 0.92)
     premult, alpha = _sprite(size, rng, shirt=name == "green-shirt")
     # spill: screen light wrapping onto the subject, strongest within a few pixels of the outline
     inside = cv2.distanceTransform((alpha > 0.5).astype(np.uint8), cv2.DIST_L2, 3)

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from facefusion_obs.config import OPTIONS, MATTING_MODES, SWAP_ENGINES
+from facefusion_obs.config import MATTING_MODES, OPTIONS, SWAP_ENGINES
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -168,7 +168,7 @@ def process(source: Path, output_dir: Path, options: dict[str, Any]) -> list[Pat
         elif rgb.shape[:2] != size:
             raise CliError(f"frame {name} is {rgb.shape[1]}x{rgb.shape[0]} but {first} is "
                            f"{size[1]}x{size[0]}: all frames of one stream must have the same size")
-        bgra = np.empty(rgb.shape[:2] + (4,), np.uint8)
+        bgra = np.empty((*rgb.shape[:2], 4), np.uint8)
         bgra[..., :3] = rgb[..., ::-1]
         bgra[..., 3] = 255
         try:

@@ -1,11 +1,11 @@
 """The matting stage of the pipeline: one ``Matter`` per stream.
 
-``chroma`` keys on the colour difference (screen channel minus the larger other channel), divided by
-the clean plate so the whole screen reads 1.0 however it is lit, maps that through the user's
-tolerance and softness, refines it with the fast guided filter, bounds it with the person prior in
-``chroma+person``, smooths it over time and finally despills the colour. ``person`` is the prior
-alone, snapped to the image's edges by the same guided filter.
-"""
+``chroma`` works on a linear key signal (screen channel minus the mean of the other two). A pixel's
+signal is unmixed between the clean plate's (the bare screen here, however it is lit) and the nearby
+subject's, which gives alpha directly; the noise floor (tolerance) and the solid point (softness)
+shape it, the fast guided filter refines it against the colour image, the person prior bounds it in
+``chroma+person``, it is smoothed over time without lag, and the colour is despilled. ``person`` is
+the prior alone, snapped to the image's edges by the same guided filter."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any
 from facefusion_obs.config import validate_options
 from facefusion_obs.matting.despill import despill
 from facefusion_obs.matting.keycolor import KeyColor, estimate_key_color, resolve_key_color
+from facefusion_obs.matting.ops import box_mean
 from facefusion_obs.matting.person import person_alpha, person_bounds
 from facefusion_obs.matting.plate import ACCEPT, CleanPlate, SubjectLevel
 from facefusion_obs.matting.refine import guided_refine
@@ -56,14 +57,18 @@ def key_signal(rgb: Any, key: KeyColor) -> Any:
 
 
 def key_levels(tolerance: float, softness: float) -> tuple[float, float]:
-    """(low, high) on the "how unlike the screen" axis: below low is screen, above high is subject.
+    """(low, high) on the unmixed-alpha axis: the noise floor fades in around ``low``, and from
+    ``high`` on a pixel is solid.
 
     ``tolerance`` is how far from the plate a pixel may drift (noise, creases, vignetting) and still
-    be screen; ``softness`` is the width of the transition that carries the fractional edge.
+    be screen; ``softness`` sets how much screen colour a solid pixel may still show (spill).
     """
     low = 0.5 * tolerance
     high = min(1.0, low + softness)
     return low, max(high, low + 0.01)
+
+
+SPILL_BAND = 0.2  # of the frame height: how far screen light reaches into the subject
 
 
 class Matter:
@@ -119,12 +124,14 @@ class Matter:
                 prob = xp.asarray(shared_segmenter().get(rgb))
                 floor, ceiling = person_bounds(prob, height, width)
                 # despill spares only what the prior saved from the key (green clothing): skin that
-                # keyed solid is despilled as usual
-                weight = 1.0 - floor * (1.0 - alpha)
+                # keyed solid is despilled as usual. Screen light bouncing onto the subject is
+                # strongest near its outline, so clothing is spared only with depth into the person.
+                depth = xp.clip(2.0 * box_mean(floor, max(1, round(SPILL_BAND * height))) - 1.0, 0.0, 1.0)
+                weight = 1.0 - floor * (1.0 - alpha) * depth
                 # bounded before the guided filter, so the prior's coarse outline is snapped to the
                 # image's own edges (a green shirt still differs from the screen in shade)
                 alpha = xp.clip(alpha, floor, ceiling)
-            alpha = self._floor(self._refine(rgb, alpha, eps=1e-3))
+            alpha = self._refine(rgb, alpha, eps=1e-3)
             out_rgb = despill(rgb, color_difference(rgb, key), key.primary, self.despill_amount, weight)
         alpha = self.temporal.apply(alpha)
         if opaque is not None:
@@ -132,12 +139,12 @@ class Matter:
         return out_rgb, (alpha * 255.0 + 0.5).astype(xp.uint8)
 
     def _key(self, diff: Any, height: int, width: int) -> Any:
-        """Alpha from the colour difference, unmixed between the screen's and the subject's own.
+        """Alpha from the linear key signal, unmixed between the screen's level and the subject's.
 
-        A mixed pixel's difference lies between the screen's (the plate) and the nearby subject's;
-        skin and hair sit well below zero, so dividing by the plate alone overstates a hair strand's
-        alpha by a third. The subject's level is learnt the same way as the plate, from the pixels a
-        first pass calls solid, and spread outwards on the coarse grid.
+        A mixed pixel's signal lies on the line between the screen's (the plate, here) and the nearby
+        subject's; skin and hair sit well below zero, so dividing by the plate alone overstates a
+        hair strand's alpha. The subject's level is learnt like the plate, per cell, from the pixels
+        that show next to none of the screen's colour, and spread outwards on the coarse grid.
         """
         xp = module_of(diff)
         low, high = self.levels
@@ -153,14 +160,8 @@ class Matter:
         unmixed = offset_gain[..., 0] - diff * offset_gain[..., 1]
         # the noise floor fades in over [low/2, 3·low/2] instead of cutting every faint hair strand at
         # ``low``; above it alpha follows the unmixed value, stretched so ``high`` is already solid
-        return xp.clip(unmixed * (1.0 / high), 0.0, 1.0)
-
-    def _floor(self, alpha: Any) -> Any:
-        """The noise floor, applied after the guided filter has averaged the noise down: it fades in
-        over [low/2, 3·low/2] instead of cutting every faint hair strand at ``low``."""
-        xp = module_of(alpha)
-        low, high = self.levels
-        return alpha * xp.clip((alpha * high - 0.5 * low) * (1.0 / low), 0.0, 1.0)
+        fade = xp.clip((unmixed - 0.5 * low) * (1.0 / low), 0.0, 1.0)
+        return xp.clip(unmixed * (1.0 / high), 0.0, 1.0) * fade
 
     @staticmethod
     def _refine(rgb: Any, alpha: Any, eps: float) -> Any:

@@ -73,9 +73,9 @@ def resize_linear_xp(x: Any, height: int, width: int) -> Any:
     y0, y1, wy = _linear_taps(xp, height, x.shape[0])
     x0, x1, wx = _linear_taps(xp, width, x.shape[1])
     extra = (1,) * (x.ndim - 2)
-    wx = wx.reshape((1, width) + extra)
+    wx = wx.reshape((1, width, *extra))
     rows = x[:, x0] * (1.0 - wx) + x[:, x1] * wx
-    wy = wy.reshape((height, 1) + extra)
+    wy = wy.reshape((height, 1, *extra))
     return rows[y0] * (1.0 - wy) + rows[y1] * wy
 
 
@@ -105,7 +105,7 @@ def block_mean(x: Any, factor: int) -> Any:
         # with an integer factor INTER_AREA is exactly the block mean, only several times faster
         src = x if x.dtype in (numpy.uint8, numpy.float32) else x.astype(numpy.float32)
         return cv2.resize(src, (ww, hh), interpolation=cv2.INTER_AREA).astype(numpy.float32, copy=False)
-    blocks = x.reshape((hh, factor, ww, factor) + x.shape[2:])
+    blocks = x.reshape((hh, factor, ww, factor, *x.shape[2:]))
     return blocks.mean(axis=(1, 3), dtype=xp.float32)
 
 

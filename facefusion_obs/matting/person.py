@@ -15,15 +15,16 @@ from facefusion_obs.matting.ops import box_mean_xp, grow, resize_linear, shrink
 from facefusion_obs.runtime.xp import module_of
 
 
-def person_bounds(prob: Any, height: int, width: int, margin: int = 3) -> tuple[Any, Any]:
+def person_bounds(prob: Any, height: int, width: int, margin: int = 1, reach: int = 12) -> tuple[Any, Any]:
     """(floor, ceiling) for alpha, full resolution, from a low-res probability grid.
 
-    ``margin`` is in grid cells (about 1% of the frame on the 256 grid).
+    The floor starts ``margin`` grid cells inside the person's outline, the ceiling ends ``reach``
+    cells outside it (on the 256 grid a cell is 0.4% of the frame).
     """
     xp = module_of(prob)
-    inside = shrink(prob > 0.5, margin)
+    inside = shrink(prob > 0.3, margin)
     # hair strands reach well beyond the model's outline, so the ceiling keeps a wide berth
-    near = grow(prob > 0.3, 4 * margin)
+    near = grow(prob > 0.3, reach)
     radius = max(1, margin // 2)
     floor = box_mean_xp(inside.astype(xp.float32), radius)
     ceiling = box_mean_xp(near.astype(xp.float32), radius)

@@ -83,10 +83,35 @@ class CleanPlate:
         return self._plate
 
     def full(self, grid: Any, height: int, width: int) -> Any:
-        """Any per-cell quantity (e.g. 1/plate) brought to full resolution, aligned to the cells."""
+        """Any per-cell quantity (e.g. 1/plate) brought to full resolution, aligned to the cells.
+
+        The grid is first extended by one cell of linear extrapolation on every side: light falls
+        off fastest in the corners, and holding the outer cells' values flat there reads the
+        darkest screen as "not quite screen".
+        """
         gh, gw = grid.shape[:2]
-        up = resize_linear(grid, gh * self.cell, gw * self.cell)
-        return up[:height, :width]
+        up = resize_linear(extrapolate_border(grid), (gh + 2) * self.cell, (gw + 2) * self.cell)
+        return up[self.cell:self.cell + height, self.cell:self.cell + width]
+
+
+def extrapolate_border(grid: Any) -> Any:
+    """``grid`` padded by one cell whose value continues the slope of the last two (at most ±50%)."""
+    xp = module_of(grid)
+
+    def outward(edge: Any, inner: Any) -> Any:
+        step = xp.clip(edge - inner, -0.5 * xp.abs(edge), 0.5 * xp.abs(edge))
+        return edge + step
+
+    if grid.shape[0] > 1:
+        grid = xp.concatenate([outward(grid[:1], grid[1:2]), grid, outward(grid[-1:], grid[-2:-1])], axis=0)
+    else:
+        grid = xp.concatenate([grid, grid, grid], axis=0)
+    if grid.shape[1] > 1:
+        grid = xp.concatenate([outward(grid[:, :1], grid[:, 1:2]), grid,
+                               outward(grid[:, -1:], grid[:, -2:-1])], axis=1)
+    else:
+        grid = xp.concatenate([grid, grid, grid], axis=1)
+    return grid
 
 
 class SubjectLevel:

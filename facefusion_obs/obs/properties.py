@@ -83,11 +83,8 @@ def build(api: SimpleNamespace, gs: SimpleNamespace, status: str, buttons: dict[
     ``unavailable`` maps (option, choice) to why that choice is disabled; the reason is shown in place.
     """
     props = api.obs_properties_create()
-    info = api.obs_properties_add_text(props, _b(STATUS_KEY), _b(status), gs.OBS_TEXT_INFO)
-    api.obs_property_set_long_description(
-        info, _b("Worker state, inference provider, frames in/out per second, latency p50/p95 from capture "
-                 "to display, and the engine and preset in use.")
-    )
+    # No long description here: OBS 29 would show it in place of the status text.
+    api.obs_properties_add_text(props, _b(STATUS_KEY), _b(status), gs.OBS_TEXT_INFO)
     for group in GROUPS:
         sub = api.obs_properties_create()
         for option in (o for o in OPTIONS if o.group == group):
