@@ -57,6 +57,21 @@ def test_frame_pipeline_runs_inswapper_and_keeps_the_face_opaque(standin_models,
     np.testing.assert_array_equal(from_image.process(bgra), rgba)
 
 
+def test_worker_reports_the_engine_and_provider_actually_in_use(standin_models, photos):
+    """What the OBS status line shows comes from here (stand-in models, CPU build of onnxruntime)."""
+    from facefusion_obs.config import validate_options
+    from facefusion_obs.presets import PresetStore
+    from facefusion_obs.worker.effects import PipelineEffect
+
+    PresetStore().add("astro", [photos[1]])
+    effect = PipelineEffect(validate_options({"engine": "inswapper", "preset": "astro"}))
+    assert effect.in_use() == ("astro", "inswapper", "cpu")
+    effect.configure(validate_options({"engine": "mesh", "preset": "astro"}))
+    assert effect.in_use() == ("astro", "mesh", "cpu")
+    effect.configure(validate_options({"swap_enabled": False}))
+    assert effect.in_use() == ("", "off", "cpu")
+
+
 def test_process_command_with_inswapper_writes_rgba_frames(standin_models, photos, tmp_path):
     target, source = photos
     out = tmp_path / "out"

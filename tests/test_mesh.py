@@ -137,3 +137,57 @@ def test_source_may_be_an_image_path(sample_images_dir, astronaut_rgb, embedded_
     swapper = MeshSwapper(validate_options({"preset": str(sample_images_dir / "Tom_Hanks_54745.png")}))
     _out, mask = swapper.process(_frame(astronaut_rgb), 0.0)
     assert mask is not None and mask.max() > 0.9
+
+
+def _turn(points: np.ndarray, degrees: float) -> np.ndarray:
+    """468 3-D landmarks (x, y, depth) turned about the face's vertical axis (orthographic view)."""
+    centre = points.mean(axis=0)
+    rel, a = points - centre, np.radians(degrees)
+    x = centre[0] + rel[:, 0] * np.cos(a) + rel[:, 2] * np.sin(a)
+    depth = centre[2] - rel[:, 0] * np.sin(a) + rel[:, 2] * np.cos(a)
+    return np.stack([x, points[:, 1], depth], axis=1)
+
+
+def _enclosed_holes(mask: np.ndarray) -> int:
+    """Pixels of the blend mask's holes: unblended pixels that the blended face surrounds."""
+    solid = (mask > 0.5).astype(np.uint8)
+    outside = solid.copy()
+    cv2.floodFill(outside, None, (0, 0), 1)
+    return int((outside == 0).sum())
+
+
+@pytest.mark.parametrize("yaw", [-45, -30, 30, 45])
+def test_head_turned_up_to_45_degrees_swaps_without_tearing(preset_t1, astronaut_rgb, yaw):
+    """The astronaut's real 468 landmarks, turned in 3D by ``yaw`` about the face's vertical axis.
+
+    Triangles that turn away are dropped, never drawn folded; the rest must still cover the face with
+    no more holes than the same face straight on (the open mouth is one, by design).
+    """
+    frame = _frame(astronaut_rgb)
+    swapper = MeshSwapper(validate_options({"preset": preset_t1}))
+    swapper.process(frame, 0.0)
+    points = swapper.tracker.tracks[0].last.landmarks.astype(np.float64)
+    source, weights = swapper.source_face(np)
+    masks = {}
+    for angle in (0, yaw):
+        mask = np.zeros(frame.shape[:2], np.float32)
+        out = frame.copy()
+        result = swap_face(out, _turn(points, angle), source, swapper.topology.triangles, mask, weights)
+        assert result.swapped, result.reason
+        masks[angle] = mask
+    area = (masks[yaw] > 0.5).sum()
+    assert area > 0.5 * (masks[0] > 0.5).sum() * np.cos(np.radians(yaw))
+    assert _enclosed_holes(masks[yaw]) <= _enclosed_holes(masks[0]) + 0.005 * area, "torn"
+
+
+def test_head_turned_too_far_passes_through(preset_t1, astronaut_rgb):
+    frame = _frame(astronaut_rgb)
+    swapper = MeshSwapper(validate_options({"preset": preset_t1}))
+    swapper.process(frame, 0.0)
+    points = swapper.tracker.tracks[0].last.landmarks.astype(np.float64)
+    turned = _turn(points, 80)
+    source, weights = swapper.source_face(np)
+    out = frame.copy()
+    result = swap_face(out, turned, source, swapper.topology.triangles, np.zeros(frame.shape[:2], np.float32), weights)
+    assert not result.swapped and "turned too far" in result.reason
+    assert np.array_equal(out, frame)

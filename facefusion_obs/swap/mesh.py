@@ -92,6 +92,13 @@ def rasterize(xp: Any, verts: np.ndarray, triangles: np.ndarray, height: int, wi
     return (py * width + px)[inside], tid[inside], l1[inside], l2[inside]
 
 
+def last_drawn(xp: Any, idx: Any, tid: Any, l1: Any, l2: Any) -> tuple[Any, Any, Any, Any]:
+    """Keep one candidate per pixel, the last triangle drawn there (deterministic on numpy and cupy)."""
+    _, first_from_end = xp.unique(idx[::-1], return_index=True)
+    keep = len(idx) - 1 - first_from_end
+    return idx[keep], tid[keep], l1[keep], l2[keep]
+
+
 def sample_bilinear(image: Any, x: Any, y: Any) -> Any:
     """``image`` (h, w, C) sampled at float positions (N,), edge-clamped; returns (N, C) float32."""
     xp = module_of(image)
@@ -142,12 +149,15 @@ def vertex_weights(ring: np.ndarray, inner_mouth: np.ndarray, source_points: np.
 def swap_face(frame: Any, target: np.ndarray, source: SourceFace, triangles: np.ndarray,
               face_mask: Any, weights: np.ndarray | None = None, *, colour: bool = True) -> FaceResult:
     """Swap one face in ``frame`` (H, W, 3 uint8, modified in place) and max its blend weight into
-    ``face_mask`` (H, W float32). ``target`` is (468, 2) frame pixels; ``weights`` (468,) per-vertex
-    blend weights (see :func:`vertex_weights`; None = 1 everywhere)."""
+    ``face_mask`` (H, W float32). ``target`` is (468, 2) frame pixels, or (468, 3) with MediaPipe's
+    depth (smaller is nearer), which lets a turned head draw its nose over the cheek behind it;
+    ``weights`` (468,) per-vertex blend weights (see :func:`vertex_weights`; None = 1 everywhere)."""
     import time
 
     xp = module_of(frame)
     t0 = time.perf_counter()
+    depth = target[:, 2] if target.shape[1] > 2 else None
+    target = target[:, :2]
     reason = check_face(target, frame.shape)
     if reason:
         return FaceResult(False, reason)
@@ -159,6 +169,9 @@ def swap_face(frame: Any, target: np.ndarray, source: SourceFace, triangles: np.
     if folded > MAX_FOLDED:
         return FaceResult(False, f"head turned too far ({folded:.0%} of the mesh folds over)")
     tris = triangles[valid]
+    if depth is not None:
+        # painter's order: far triangles first, so the nearest surface is drawn last and wins
+        tris = tris[np.argsort(-depth[tris].mean(axis=1), kind="stable")]
 
     size = float(max(target.max(0) - target.min(0)))
     feather = max(1, round(size * 0.015))
@@ -169,7 +182,7 @@ def swap_face(frame: Any, target: np.ndarray, source: SourceFace, triangles: np.
     x1, y1 = np.minimum(np.ceil(target.max(0)).astype(int) + pad + 1, [w, h])
     rh, rw = int(y1 - y0), int(x1 - x0)
 
-    idx, tid, l1, l2 = rasterize(xp, target - [x0, y0], tris, rh, rw)
+    idx, tid, l1, l2 = last_drawn(xp, *rasterize(xp, target - [x0, y0], tris, rh, rw))
     src_tri = xp.asarray(source.points[tris], dtype=xp.float32)  # (T, 3, 2)
     l0 = 1.0 - l1 - l2
     sx = l0 * src_tri[tid, 0, 0] + l1 * src_tri[tid, 1, 0] + l2 * src_tri[tid, 2, 0]
@@ -266,7 +279,7 @@ class MeshSwapper:
         out = rgb.copy()
         mask = xp.zeros(rgb.shape[:2], xp.float32)
         for face in faces:
-            self.last.append(swap_face(out, face.landmarks[:, :2], source, self.topology.triangles, mask, weights))
+            self.last.append(swap_face(out, face.landmarks, source, self.topology.triangles, mask, weights))
         self.timings = {**self.tracker.timings, "warp": sum(r.warp_ms for r in self.last),
                         "blend": sum(r.blend_ms for r in self.last)}
         if not any(r.swapped for r in self.last):

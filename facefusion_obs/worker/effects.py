@@ -19,8 +19,8 @@ class Effect(Protocol):
 
     def process(self, bgra: np.ndarray, out_rgba: np.ndarray) -> None: ...
 
-    def in_use(self) -> tuple[str, str]:
-        """(preset, engine) actually in use, for the worker's status report."""
+    def in_use(self) -> tuple[str, str, str]:
+        """(preset, engine, inference provider) actually in use, for the worker's status report."""
         ...
 
 
@@ -33,8 +33,8 @@ class Passthrough:
     def configure(self, options: Mapping[str, Any]) -> None:
         pass
 
-    def in_use(self) -> tuple[str, str]:
-        return "", "passthrough"
+    def in_use(self) -> tuple[str, str, str]:
+        return "", "passthrough", "cpu"
 
     def process(self, bgra: np.ndarray, out_rgba: np.ndarray) -> None:
         cv2.cvtColor(bgra, cv2.COLOR_BGRA2RGBA, dst=out_rgba)
@@ -67,8 +67,8 @@ class TestPattern:
     def configure(self, options: Mapping[str, Any]) -> None:
         pass
 
-    def in_use(self) -> tuple[str, str]:
-        return "", "test-pattern"
+    def in_use(self) -> tuple[str, str, str]:
+        return "", "test-pattern", "cpu"
 
     def process(self, bgra: np.ndarray, out_rgba: np.ndarray) -> None:
         h, w = bgra.shape[:2]
@@ -90,12 +90,15 @@ class PipelineEffect:
     def configure(self, options: Mapping[str, Any]) -> None:
         self.pipeline.configure(options)
 
-    def in_use(self) -> tuple[str, str]:
+    def in_use(self) -> tuple[str, str, str]:
         options = self.pipeline.options
         if not options["swap_enabled"]:
-            return "", "off"
-        engine = type(self.pipeline.swapper.engine).__name__.removesuffix("Swapper").lower()
-        return options["preset"], engine
+            return "", "off", "cpu"
+        engine = self.pipeline.swapper.engine
+        name = engine.engine
+        # mesh and the LiteRT models run on the CPU; inswapper reports its onnxruntime session's provider
+        provider = getattr(engine, "provider", "CPUExecutionProvider").removesuffix("ExecutionProvider").lower()
+        return options["preset"], name, provider
 
     def process(self, bgra: np.ndarray, out_rgba: np.ndarray) -> None:
         out_rgba[...] = self.pipeline.process(bgra)

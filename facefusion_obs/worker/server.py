@@ -163,11 +163,14 @@ class Worker:
         if not force and now - self._status_at < STATUS_EVERY_S:
             return
         self._status_at = now
-        stats = []
+        stats, providers = [], set()
         for c in self.channels.values():
-            preset, engine = c.effect.in_use()
+            preset, engine, provider = c.effect.in_use()
+            providers.add(provider)
             stats.append({"channel": c.id, "processed": c.processed, "dropped": c.dropped,
                           "process_ms": round(c.process_ms, 3), "preset": preset[:300], "engine": engine[:32]})
+        # the most capable provider in use (a GPU one if any channel runs on it) for the status line
+        self.provider = next((p for p in ("tensorrt", "cuda") if p in providers), "cpu")
         self.conn.send(
             "status", state="loading" if self._loading else "ready", provider=self.provider, channels=stats
         )
