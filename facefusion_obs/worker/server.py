@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+import selectors
 import time
 from dataclasses import dataclass, field
-from multiprocessing.connection import wait
 from typing import Any
 
 import numpy as np
@@ -51,6 +51,7 @@ class Worker:
     def __init__(self, conn: ControlConnection, provider: str = "cpu", doorbell: int | None = None) -> None:
         self.conn = conn
         self.doorbell = doorbell
+        self._selector: selectors.BaseSelector | None = None
         self.provider = provider
         self.channels: dict[int, Channel] = {}
         self.running = True
@@ -180,8 +181,13 @@ class Worker:
         if self.doorbell is None:
             self.conn.poll(timeout)
             return
-        if self.doorbell in wait([self.conn, self.doorbell], timeout):
-            os.read(self.doorbell, 65536)  # drain: one wake-up serves every frame rung so far
+        if self._selector is None:  # built once: a selector per wait costs more than the wake-up
+            self._selector = selectors.DefaultSelector()
+            self._selector.register(self.conn.fileno(), selectors.EVENT_READ)
+            self._selector.register(self.doorbell, selectors.EVENT_READ)
+        for key, _ in self._selector.select(timeout):
+            if key.fd == self.doorbell:
+                os.read(self.doorbell, 65536)  # drain: one wake-up serves every frame rung so far
 
     def run(self) -> None:
         self.conn.send("ready", pid=os.getpid(), effects=list(EFFECTS), provider=self.provider)
