@@ -24,18 +24,6 @@ def cupy_or_none() -> ModuleType | None:
     return None
 
 
-def array_module(device: str = "cpu") -> ModuleType:
-    """numpy for ``cpu``; cupy for ``cuda`` (raises RuntimeError naming the problem if unavailable)."""
-    if device == "cpu":
-        return numpy
-    if device == "cuda":
-        cp = cupy_or_none()
-        if cp is None:
-            raise RuntimeError("device 'cuda' requested but cupy or a CUDA device is not available")
-        return cp
-    raise ValueError(f"device {device!r} is not 'cpu' or 'cuda'")
-
-
 def module_of(array: Any) -> ModuleType:
     """The array module that owns ``array`` (numpy for anything that is not a cupy array)."""
     if type(array).__module__.startswith("cupy"):
