@@ -135,23 +135,15 @@ class Implementation:
     # ------------------------------------------------------------------------ scenes and hotkeys
     def apply_scene_mapping(self) -> None:
         """Give every filter in the current scene that scene's preset (its own preset still wins)."""
-        state = _state()
-        scene_source = obs.obs_frontend_get_current_scene()
-        if scene_source is None:
+        current = self._current_scene()
+        if current is None:
             return
-        try:
-            name = obs.obs_source_get_name(scene_source)
-            scene = self.api.obs_scene_from_source(int(scene_source))
-            mapping = scenes.mapping_from_settings(_script_settings_dict())
-            choice = scenes.choice_for(mapping, name, properties.preset_names(), log)
-            for f in state.instances.values():
-                parent = self.api.obs_filter_get_parent(f.source)
-                parent_name = self.api.obs_source_get_name(parent) if parent else None
-                if parent_name and self.api.obs_scene_find_source_recursive(scene, parent_name):
-                    f.set_scene_choice(choice)
-            log(f"scene {name!r}: preset {choice or '(filters choose)'}")
-        finally:
-            obs.obs_source_release(scene_source)
+        name, filters = current
+        mapping = scenes.mapping_from_settings(_script_settings_dict())
+        choice = scenes.choice_for(mapping, name, properties.preset_names(), log)
+        for f in filters:
+            f.set_scene_choice(choice)
+        log(f"scene {name!r}: preset {choice or '(filters choose)'}")
 
     def scenes_loaded(self) -> None:
         names = obs.obs_frontend_get_scene_names() or []
@@ -182,7 +174,8 @@ class Implementation:
         """Apply a hotkey to the filters in the current scene (all filters if none is there)."""
         if not pressed:
             return
-        targets = self._filters_in_current_scene() or list(_state().instances.values())
+        current = self._current_scene()
+        targets = (current[1] if current else []) or list(_state().instances.values())
         presets = properties.preset_names()
         for f in targets:
             own = f.options
@@ -196,10 +189,11 @@ class Implementation:
             self._update_settings(f.source, change)
             log(f"hotkey {name}: {change}")
 
-    def _filters_in_current_scene(self) -> list[FaceFusionFilter]:
+    def _current_scene(self) -> tuple[str, list[FaceFusionFilter]] | None:
+        """The current scene's name and our filters whose source is in it (nested scenes included)."""
         scene_source = obs.obs_frontend_get_current_scene()
         if scene_source is None:
-            return []
+            return None
         try:
             scene = self.api.obs_scene_from_source(int(scene_source))
             found = []
@@ -207,7 +201,7 @@ class Implementation:
                 parent = self.api.obs_filter_get_parent(f.source)
                 if parent and self.api.obs_scene_find_source_recursive(scene, self.api.obs_source_get_name(parent)):
                     found.append(f)
-            return found
+            return obs.obs_source_get_name(scene_source), found
         finally:
             obs.obs_source_release(scene_source)
 

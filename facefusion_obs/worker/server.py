@@ -98,7 +98,7 @@ class Worker:
             self._error(cid, f"configure for unknown channel {cid}")
             return
         new = validate_options({**ch.options, **options})
-        rebuild = new["effect"] != ch.options["effect"] or not isinstance(ch.effect, EFFECTS[new["effect"]])
+        rebuild = not isinstance(ch.effect, EFFECTS[new["effect"]])
         ch.options = new
         try:
             if rebuild:
