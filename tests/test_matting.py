@@ -10,8 +10,9 @@ import pytest
 
 from facefusion_obs.bench.greenscreen import greenscreen_image, make_sequence
 from facefusion_obs.config import OptionError
-from facefusion_obs.matting import build_matter, ops
+from facefusion_obs.matting import build_matter
 from facefusion_obs.matting.keycolor import estimate_key_color, resolve_key_color
+from facefusion_obs.runtime import imageops as ops
 
 
 def _regions(truth: np.ndarray, margin: int = 4) -> tuple[np.ndarray, np.ndarray]:

@@ -49,21 +49,32 @@ def memcpy_ms(nbytes: int, repeats: int, buffers: int) -> list[float]:
     return out
 
 
-def round_trip_ms(sup: Supervisor, width: int, height: int, repeats: int, channel_id: int) -> list[float]:
+STAGES = ("write", "wake", "convert", "read")
+
+
+def round_trip_ms(sup: Supervisor, width: int, height: int, repeats: int, channel_id: int) -> dict[str, list[float]]:
+    """Per-frame round trips in ms, and where each one went (the stages, from the slot records).
+
+    ``wake`` runs from the doorbell to the start of the conversion (the worker's wake-up, its loop
+    and taking the slots); ``read`` from the moment the result was published until it is copied out.
+    """
     ch = FrameChannel.create(width, height)
     sup.track_segment(ch.name)
     sup.send(sup.generation, "open", channel=channel_id, shm=ch.name, width=width, height=height)
     sup.send(sup.generation, "configure", channel=channel_id, options={"effect": "passthrough"})
     frame = np.random.default_rng(1).integers(0, 256, ch.frame_bytes, dtype=np.uint8)
     back = np.empty_like(frame)
-    nbytes, count, times = ch.frame_bytes, 0, []
+    nbytes, count = ch.frame_bytes, 0
+    times: dict[str, list[float]] = {k: [] for k in ("total", *STAGES)}
     try:
         for i in range(repeats + 10):  # the first 10 warm the worker up and are not counted
-            t0 = time.perf_counter()
+            t0 = time.monotonic_ns()
             ch.input.write(lambda s: ctypes.memmove(ch.input.slot_address(s), frame.ctypes.data, nbytes),
-                           frame_id=i + 1, capture_ns=time.monotonic_ns())
+                           frame_id=i + 1, capture_ns=t0)
+            t_written = time.monotonic_ns()
             sup.notify(channel_id)
-            deadline = t0 + 5.0
+            t_rung = time.monotonic_ns()
+            deadline = time.perf_counter() + 5.0
             while True:
                 meta = ch.output.read(lambda s: ctypes.memmove(back.ctypes.data, ch.output.slot_address(s), nbytes),
                                       newer_than=count)
@@ -75,8 +86,13 @@ def round_trip_ms(sup: Supervisor, width: int, height: int, repeats: int, channe
                 # Poll like a render thread would, but yield the GIL each time (no timer sleep): the
                 # supervisor's threads share this interpreter, as they share OBS's.
                 time.sleep(0)
+            t_end = time.monotonic_ns()
             if i >= 10:
-                times.append((time.perf_counter() - t0) * 1e3)
+                # monotonic_ns is one system-wide clock, so the worker's stamps line up with ours
+                spans = (t_end - t0, t_written - t0, meta.done_ns - meta.process_ns - t_rung, meta.process_ns,
+                         t_end - meta.done_ns)
+                for key, ns in zip(times, spans, strict=True):
+                    times[key].append(ns / 1e6)
             time.sleep(0.002)  # frames arrive at a camera's pace, not back to back
     finally:
         sup.send(sup.generation, "close", channel=channel_id)
@@ -96,11 +112,13 @@ def bench_boundary(repeats: int) -> list[dict[str, float]]:
                 raise RuntimeError(f"worker did not start: {sup.state} {sup.detail}")
             time.sleep(0.05)
         for cid, (w, h) in enumerate(SIZES, start=1):
-            rt = round_trip_ms(sup, w, h, repeats, cid)
+            times = round_trip_ms(sup, w, h, repeats, cid)
+            rt = times["total"]
             hot = memcpy_ms(w * h * 4, repeats, 1)
             mc = memcpy_ms(w * h * 4, repeats, 6)
             rows.append({"w": w, "h": h, "rt50": _pct(rt, 0.5), "rt95": _pct(rt, 0.95),
-                         "mc50": statistics.median(mc), "mc95": _pct(mc, 0.95), "hot50": statistics.median(hot)})
+                         "mc50": statistics.median(mc), "mc95": _pct(mc, 0.95), "hot50": statistics.median(hot),
+                         **{k: statistics.median(times[k]) for k in STAGES}})
     finally:
         sup.stop()
     return rows
@@ -146,13 +164,19 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'size':>10} | {'round trip p50':>14} {'p95':>7} | {'memcpy p50':>10} {'p95':>6} {'hot':>6} | "
           f"{'p95 / memcpy':>12} | target p95 <= 3*memcpy+1ms")
     ok = True
-    for r in bench_boundary(repeats):
+    rows = bench_boundary(repeats)
+    for r in rows:
         target = 3 * r["mc50"] + 1.0
         met = r["rt95"] <= target
         ok &= met
         print(f"{r['w']:>4}x{r['h']:<5} | {r['rt50']:>11.3f} ms {r['rt95']:>7.3f} | {r['mc50']:>7.3f} ms "
               f"{r['mc95']:>6.3f} {r['hot50']:>6.3f} | {r['rt95'] / r['mc50']:>11.1f}x | {target:.3f} ms "
               f"{'met' if met else 'MISSED'}")
+    print("\nWhere a round trip goes, p50 ms (write: copy into the input slot; wake: doorbell to the worker's")
+    print("conversion; convert: BGRA->RGBA with alpha 255 into the output slot; read: publish to copied out)")
+    print(f"{'size':>10} | " + " ".join(f"{k:>8}" for k in STAGES) + " | memcpy")
+    for r in rows:
+        print(f"{r['w']:>4}x{r['h']:<5} | " + " ".join(f"{r[k]:>8.3f}" for k in STAGES) + f" | {r['mc50']:>6.3f}")
     if getattr(args, "no_obs", False):
         return 0 if ok else 1
     seconds = 3.0 if args.quick else 8.0

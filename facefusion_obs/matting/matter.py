@@ -15,12 +15,12 @@ from typing import Any
 from facefusion_obs.config import validate_options
 from facefusion_obs.matting.despill import despill
 from facefusion_obs.matting.keycolor import KeyColor, estimate_key_color, resolve_key_color
-from facefusion_obs.matting.ops import box_mean
 from facefusion_obs.matting.person import person_alpha, person_bounds
 from facefusion_obs.matting.plate import ACCEPT, CleanPlate, SubjectLevel
 from facefusion_obs.matting.refine import guided_refine
 from facefusion_obs.matting.segmentation import SelfieSegmenter
 from facefusion_obs.matting.temporal import TemporalSmoother
+from facefusion_obs.runtime.imageops import box_mean
 from facefusion_obs.runtime.xp import module_of
 
 # one segmenter for the whole process: the interpreter is shared anyway, this shares the wrapper

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from facefusion_obs.matting.ops import box_mean_xp, grow, resize_linear, shrink
+from facefusion_obs.runtime.imageops import box_mean_xp, grow, resize_linear, shrink
 from facefusion_obs.runtime.xp import module_of
 
 

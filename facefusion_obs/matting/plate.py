@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from facefusion_obs.matting.ops import block_mean, fill_holes, resize_linear, shrink
+from facefusion_obs.runtime.imageops import block_mean, fill_holes, resize_linear, shrink
 from facefusion_obs.runtime.xp import module_of
 
 # a pixel teaches the plate when it shows at least this share of the plate's colour difference;

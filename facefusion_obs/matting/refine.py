@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from facefusion_obs.matting.ops import block_mean, box_mean, resize_linear
+from facefusion_obs.runtime.imageops import block_mean, box_mean, resize_linear
 from facefusion_obs.runtime.xp import module_of
 
 

@@ -22,7 +22,7 @@ def _resize_host(image: numpy.ndarray, height: int, width: int) -> numpy.ndarray
     try:
         import cv2
     except ImportError:  # the pure-xp path gives the same geometry, only slower
-        from facefusion_obs.matting.ops import resize_linear_xp
+        from facefusion_obs.runtime.imageops import resize_linear_xp
 
         return resize_linear_xp(image.astype(numpy.float32), height, width)
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA).astype(numpy.float32)

@@ -1,1 +1,1 @@
-"""Inference runtimes (onnxruntime, LiteRT) and the array module that pixel code is written against."""
+"""Inference runtimes (onnxruntime, LiteRT), the array module pixel code is written against, and its array ops."""

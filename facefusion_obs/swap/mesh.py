@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from facefusion_obs.matting.ops import box_mean
+from facefusion_obs.runtime.imageops import box_mean
 from facefusion_obs.runtime.xp import module_of, to_numpy
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""Small array operations the matting is built from, written once against the array module.
+"""Small array operations the matting and the mesh swap are built from, written once against the array module.
 
 Everything here takes numpy or cupy arrays and finds its module with ``module_of``. Two operations
 (box mean and bilinear upsampling) dominate the CPU time of a 720p frame, so on numpy they take a
