@@ -13,14 +13,21 @@ import numpy as np
 
 from facefusion_obs.config import validate_options
 from facefusion_obs.matting import build_matter
-from facefusion_obs.runtime.xp import module_of
+from facefusion_obs.runtime.xp import module_of, to_numpy
 from facefusion_obs.swap import build_swapper
 
 
-def compose_rgba(rgb: Any, alpha: Any) -> Any:
-    """Stack RGB (H, W, 3) and alpha (H, W), both uint8, into one contiguous RGBA image."""
-    xp = module_of(rgb)
-    out = xp.empty((*rgb.shape[:2], 4), dtype=xp.uint8)
+def compose_rgba(rgb: Any, alpha: Any, out: np.ndarray | None = None) -> Any:
+    """Stack RGB (H, W, 3) and alpha (H, W), both uint8, into one contiguous RGBA image.
+
+    With ``out`` (host memory, such as a shared-memory output slot) the result is written there
+    directly, so the frame is not assembled once and then copied again.
+    """
+    if out is None:
+        xp = module_of(rgb)
+        out = xp.empty((*rgb.shape[:2], 4), dtype=xp.uint8)
+    else:
+        rgb, alpha = to_numpy(rgb), to_numpy(alpha)
     out[..., :3] = rgb
     out[..., 3] = alpha
     return out
@@ -43,10 +50,11 @@ class FramePipeline:
         self.swapper.configure(self.options)
         self.matter.configure(self.options)
 
-    def process(self, bgra: np.ndarray) -> np.ndarray:
+    def process(self, bgra: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """The RGBA result of one BGRA frame, written into ``out`` when one is given."""
         rgb = np.ascontiguousarray(bgra[..., 2::-1])
         face_mask = None
         if self.options["swap_enabled"]:
             rgb, face_mask = self.swapper.process(rgb)
         rgb, alpha = self.matter.process(rgb, opaque=face_mask)
-        return compose_rgba(rgb, alpha)
+        return compose_rgba(rgb, alpha, out)

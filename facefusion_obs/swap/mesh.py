@@ -222,11 +222,12 @@ def swap_face(frame: Any, target: np.ndarray, source: SourceFace, triangles: np.
     t1 = time.perf_counter()
 
     roi = frame[y0:y1, x0:x1].astype(xp.float32)
+    covered = cover > 0
     if colour:
-        warped = match_colour(xp, warped, roi, (cover > 0).astype(xp.float32), shade)
+        warped = match_colour(xp, warped, roi, covered.astype(xp.float32), shade)
     # The feather spreads blend weight past the mesh edge and into holes left by dropped triangles;
     # there the warp has no pixel, so it must show the target itself, never black.
-    warped = xp.where((cover > 0)[..., None], warped, roi)
+    warped = xp.where(covered[..., None], warped, roi)
     soft = box_mean(cover, feather)
     blended = roi + soft[..., None] * (warped - roi)
     frame[y0:y1, x0:x1] = xp.clip(blended + 0.5, 0, 255).astype(xp.uint8)

@@ -101,7 +101,7 @@ class PipelineEffect:
         return options["preset"], name, provider
 
     def process(self, bgra: np.ndarray, out_rgba: np.ndarray) -> None:
-        out_rgba[...] = self.pipeline.process(bgra)
+        self.pipeline.process(bgra, out=out_rgba)
 
 
 EFFECTS = {"passthrough": Passthrough, "test-pattern": TestPattern, "pipeline": PipelineEffect}
