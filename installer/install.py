@@ -147,7 +147,7 @@ def ensure_test_system_packages() -> None:
 
 def fetch_test_material(python: Path) -> None:
     say("fetching test photos (insightface 2.1 wheel from the package index, SHA-256 checked)")
-    code = "from facefusion_obs.models.testdata import sample_images_dir; print(sample_images_dir())"
+    code = "from facefusion_obs.demo.photos import sample_images_dir; print(sample_images_dir())"
     if subprocess.run([str(python), "-c", code], stdout=subprocess.DEVNULL).returncode != 0:
         raise InstallError("fetching the test photos failed (see above)")
 

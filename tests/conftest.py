@@ -29,9 +29,18 @@ def embedded_models() -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def model_pool(embedded_models):
+    """One model pool over the real embedded models for the session, as the worker holds one."""
+    from facefusion_obs.runtime.pool import ModelPool
+
+    with ModelPool() as pool:
+        yield pool
+
+
+@pytest.fixture(scope="session")
 def sample_images_dir() -> Path:
     """insightface 2.1's data/images (t1.jpg: six people; Tom_Hanks_54745.png), fetched with pip."""
-    from facefusion_obs.models.testdata import sample_images_dir as fetch_sample_images
+    from facefusion_obs.demo.photos import sample_images_dir as fetch_sample_images
 
     return fetch_sample_images()
 

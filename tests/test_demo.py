@@ -42,8 +42,8 @@ def demo_home(tmp_path, monkeypatch, embedded_models, sample_images_dir):
 
 
 @pytest.fixture(scope="module")
-def renderer(embedded_models, sample_images_dir):
-    return ClipRenderer()
+def renderer(model_pool, sample_images_dir):
+    return ClipRenderer(model_pool)
 
 
 def _read_rgb(path: Path) -> np.ndarray:
@@ -63,7 +63,7 @@ def test_clip_has_the_person_on_an_uneven_green_screen(renderer):
     assert moved > 0.01  # gentle motion between frames
 
 
-def test_cli_renders_the_demo_to_files_without_a_display(demo_home, capsys):
+def test_cli_renders_the_demo_to_files_without_a_display(demo_home, capsys, renderer):
     out = demo_home / "render"
     assert main(["demo", "--frames", "5", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
@@ -84,7 +84,7 @@ def test_cli_renders_the_demo_to_files_without_a_display(demo_home, capsys):
     shown = _read_rgb(frames[0]).astype(int)
     rgba = _read_rgb(out / "filter_rgba_0000.png")
 
-    _, truth = ClipRenderer().frame(0)
+    _, truth = renderer.frame(0)
     screen, body = truth == 0, truth > 0.999
     assert np.abs(rgba[..., 3][screen]).mean() < 2 and rgba[..., 3][body].mean() > 250
     # where the screen was, the background shows; where he stands, he does

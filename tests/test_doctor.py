@@ -70,23 +70,20 @@ def test_onnxruntime_provider_actually_starts_and_a_gpu_without_gpu_build_is_fla
 
 
 def test_models_report_stand_ins_missing_and_corrupt_files(isolated_home, monkeypatch):
-    from standin_setup import forget_loaded_models, install_standins
+    from standin_setup import install_standins
 
     files = install_standins(isolated_home, monkeypatch)
-    try:
-        data = bytearray(files["arcface_w600k_r50"].read_bytes())
-        data[-1] ^= 1
-        files["arcface_w600k_r50"].write_bytes(bytes(data))
-        files["inswapper_128_fp16"].unlink()
-        checks = {c.name: c for c in doctor.check_models()}
-        assert checks["model face_landmark"].status == doctor.OK
-        assert "STAND-IN" in checks["model inswapper_128"].detail
-        fp16 = checks["model inswapper_128_fp16"]
-        assert fp16.status == doctor.WARN and "models fetch inswapper_128_fp16" in fp16.next_step
-        bad = checks["model arcface_w600k_r50"]
-        assert "corrupt" in bad.detail and "models fetch arcface_w600k_r50 --force" in bad.next_step
-    finally:
-        forget_loaded_models()
+    data = bytearray(files["arcface_w600k_r50"].read_bytes())
+    data[-1] ^= 1
+    files["arcface_w600k_r50"].write_bytes(bytes(data))
+    files["inswapper_128_fp16"].unlink()
+    checks = {c.name: c for c in doctor.check_models()}
+    assert checks["model face_landmark"].status == doctor.OK
+    assert "STAND-IN" in checks["model inswapper_128"].detail
+    fp16 = checks["model inswapper_128_fp16"]
+    assert fp16.status == doctor.WARN and "models fetch inswapper_128_fp16" in fp16.next_step
+    bad = checks["model arcface_w600k_r50"]
+    assert "corrupt" in bad.detail and "models fetch arcface_w600k_r50 --force" in bad.next_step
 
 
 def test_missing_insightface_models_name_the_licence_step(isolated_home, monkeypatch):

@@ -17,7 +17,7 @@ from facefusion_obs.faces import (
     roi_from_landmarks,
 )
 from facefusion_obs.faces.detector import ssd_anchors
-from facefusion_obs.faces.topology import load_topology
+from facefusion_obs.faces.topology import MeshTopology
 
 
 @pytest.fixture(scope="module")
@@ -37,18 +37,18 @@ def _frame_720(rgb, scale=1.3):
     return frame
 
 
-def test_anchor_layouts_match_the_models(embedded_models):
+def test_anchor_layouts_match_the_models(model_pool):
     short = ssd_anchors(128, SHORT_RANGE.strides, SHORT_RANGE.anchors_per_layer)
     full = ssd_anchors(192, FULL_RANGE.strides, FULL_RANGE.anchors_per_layer)
     assert short.shape == (896, 2) and full.shape == (2304, 2)
     assert np.allclose(short[0], [0.5 / 16, 0.5 / 16]) and np.allclose(short[512], [0.5 / 8, 0.5 / 8])
     assert np.allclose(short[512:518], short[512])  # six anchors per 16-stride cell
-    for detector in (FaceDetector(SHORT_RANGE), FaceDetector(FULL_RANGE)):
+    for detector in (model_pool.load(FaceDetector, SHORT_RANGE.model), model_pool.load(FaceDetector, FULL_RANGE.model)):
         detector.prepare()  # checks anchor count against the model's output
 
 
-def test_astronaut_face_box_and_keypoints(astronaut_rgb):
-    found = FaceDetector().get(astronaut_rgb)
+def test_astronaut_face_box_and_keypoints(astronaut_rgb, model_pool):
+    found = model_pool.load(FaceDetector, SHORT_RANGE.model).get(astronaut_rgb)
     assert len(found) == 1
     det = found[0]
     x0, y0, x1, y1 = det.box
@@ -58,9 +58,9 @@ def test_astronaut_face_box_and_keypoints(astronaut_rgb):
     assert max(right_eye[1], left_eye[1]) < nose[1] < mouth[1]
 
 
-def test_landmarks_are_sane_and_survive_head_roll(astronaut_rgb):
-    marker = FaceLandmarker()
-    det = FaceDetector().get(astronaut_rgb)[0]
+def test_landmarks_are_sane_and_survive_head_roll(astronaut_rgb, model_pool):
+    marker = model_pool.load(FaceLandmarker)
+    det = model_pool.load(FaceDetector, SHORT_RANGE.model).get(astronaut_rgb)[0]
     pts, presence = marker.get(astronaut_rgb, roi_from_detection(det))
     pts, presence = marker.get(astronaut_rgb, roi_from_landmarks(pts))
     assert pts.shape == (468, 3) and presence > 0.9
@@ -74,7 +74,7 @@ def test_landmarks_are_sane_and_survive_head_roll(astronaut_rgb):
     centre = (256.0, 256.0)
     m = cv2.getRotationMatrix2D(centre, 30, 1.0)
     rolled = cv2.warpAffine(astronaut_rgb, m, (512, 512), borderMode=cv2.BORDER_REPLICATE)
-    det_r = FaceDetector().get(rolled)[0]
+    det_r = model_pool.load(FaceDetector, SHORT_RANGE.model).get(rolled)[0]
     pr, _ = marker.get(rolled, roi_from_detection(det_r))
     pr, presence_r = marker.get(rolled, roi_from_landmarks(pr))
     expected = pts[:, :2] @ m[:, :2].T + m[:, 2]
@@ -83,9 +83,9 @@ def test_landmarks_are_sane_and_survive_head_roll(astronaut_rgb):
     assert presence_r > 0.9 and nme < 0.05, nme
 
 
-def test_several_faces_are_tracked(t1):
-    assert len(FaceDetector(FULL_RANGE).get(t1)) >= 5
-    tracker = FaceTracker(max_faces=6)
+def test_several_faces_are_tracked(t1, model_pool):
+    assert len(model_pool.load(FaceDetector, FULL_RANGE.model).get(t1)) >= 5
+    tracker = FaceTracker(model_pool, max_faces=6)
     faces = tracker.process(t1)
     assert len(faces) >= 5
     assert len({f.track_id for f in faces}) == len(faces)
@@ -95,9 +95,9 @@ def test_several_faces_are_tracked(t1):
     assert dist.min() > 50  # distinct faces, not one face tracked twice
 
 
-def test_detector_runs_only_when_lost_or_every_n_frames(astronaut_rgb):
+def test_detector_runs_only_when_lost_or_every_n_frames(astronaut_rgb, model_pool):
     frame = _frame_720(astronaut_rgb)
-    tracker = FaceTracker(detect_every=15)
+    tracker = FaceTracker(model_pool, detect_every=15)
     ids = {tracker.process(frame, i / 30)[0].track_id for i in range(30)}
     assert tracker.stats["detect_runs"] == 2 and ids == {1}  # frames 0 and 15; one continuous track
     assert tracker.process(np.full_like(frame, 90), 1.0) == []  # face gone: lost
@@ -106,13 +106,13 @@ def test_detector_runs_only_when_lost_or_every_n_frames(astronaut_rgb):
     assert tracker.stats["detect_runs"] == runs + 1 and faces and faces[0].detected
 
 
-def test_still_face_jitter_after_smoothing_is_below_half_a_pixel(astronaut_rgb):
+def test_still_face_jitter_after_smoothing_is_below_half_a_pixel(astronaut_rgb, model_pool):
     """Target: <= 0.5 px RMS at 720p with sensor noise (sigma 4 of 255) on the same frame."""
     from facefusion_obs.bench.faces import landmark_jitter
 
     frame = _frame_720(astronaut_rgb, scale=1.4)
-    smoothed = landmark_jitter(frame, 60, sigma=4.0, smoothing=True)
-    raw = landmark_jitter(frame, 60, sigma=4.0, smoothing=False)
+    smoothed = landmark_jitter(model_pool, frame, 60, sigma=4.0, smoothing=True)
+    raw = landmark_jitter(model_pool, frame, 60, sigma=4.0, smoothing=False)
     print(f"jitter raw {raw:.3f} px RMS, smoothed {smoothed:.3f} px RMS")
     assert smoothed <= 0.5
     assert smoothed < raw
@@ -133,8 +133,8 @@ def test_one_euro_calms_noise_but_follows_motion():
     assert max(lags[20:]) < 3.0  # under half a frame of motion behind
 
 
-def test_topology_from_the_wheel_keeps_mouth_open_and_closes_eyes(embedded_models):
-    topo = load_topology()
+def test_topology_from_the_wheel_keeps_mouth_open_and_closes_eyes(model_pool):
+    topo = model_pool.load(MeshTopology)
     assert topo.triangles.shape[1] == 3 and len(topo.triangles) > 852
     assert len(topo.face_oval) == 36 and 13 in topo.inner_mouth and 14 in topo.inner_mouth
     used = {tuple(sorted(t)) for t in topo.triangles.tolist()}

@@ -17,10 +17,18 @@ from facefusion_obs.cli.main import main
 
 @pytest.fixture()
 def standin_models(isolated_home, monkeypatch):
-    from standin_setup import forget_loaded_models, install_standins
+    from standin_setup import install_standins
 
-    yield install_standins(isolated_home, monkeypatch)
-    forget_loaded_models()
+    return install_standins(isolated_home, monkeypatch)
+
+
+@pytest.fixture()
+def pool(standin_models):
+    """The worker's pool, over the stand-ins the environment now points at."""
+    from facefusion_obs.runtime.pool import ModelPool
+
+    with ModelPool() as pool:
+        yield pool
 
 
 @pytest.fixture()
@@ -28,7 +36,7 @@ def photos(isolated_home):
     """A target frame (insightface's t1.jpg, one person framed) and a source photo (skimage's astronaut)."""
     from skimage import data
 
-    from facefusion_obs.models.testdata import sample_image
+    from facefusion_obs.demo.photos import sample_image
 
     bgr = cv2.imread(str(sample_image("t1.jpg")))
     target = isolated_home / "frames" / "frame_0001.png"
@@ -39,13 +47,13 @@ def photos(isolated_home):
     return target, source
 
 
-def test_frame_pipeline_runs_inswapper_and_keeps_the_face_opaque(standin_models, photos):
+def test_frame_pipeline_runs_inswapper_and_keeps_the_face_opaque(pool, photos):
     from facefusion_obs.pipeline.frame import FramePipeline
     from facefusion_obs.presets import PresetStore
 
     target, source = photos
     PresetStore().add("astro", [source])
-    pipeline = FramePipeline({"engine": "inswapper", "preset": "astro", "matting": "off"})
+    pipeline = FramePipeline({"engine": "inswapper", "preset": "astro", "matting": "off"}, pool)
     assert pipeline.swapper.engine.engine == "inswapper"
     bgra = cv2.cvtColor(cv2.imread(str(target)), cv2.COLOR_BGR2BGRA)
     rgba = pipeline.process(bgra)
@@ -53,18 +61,18 @@ def test_frame_pipeline_runs_inswapper_and_keeps_the_face_opaque(standin_models,
     changed = np.any(rgba[..., :3] != bgra[..., 2::-1], axis=2)
     assert 1000 < changed.sum() < 0.2 * changed.size  # the face changed, the rest did not
     # --source IMAGE: a transient preset; its identity is computed in memory and gives the same result
-    from_image = FramePipeline({"engine": "inswapper", "preset": str(source), "matting": "off"})
+    from_image = FramePipeline({"engine": "inswapper", "preset": str(source), "matting": "off"}, pool)
     np.testing.assert_array_equal(from_image.process(bgra), rgba)
 
 
-def test_worker_reports_the_engine_and_provider_actually_in_use(standin_models, photos):
+def test_worker_reports_the_engine_and_provider_actually_in_use(pool, photos):
     """What the OBS status line shows comes from here (stand-in models, CPU build of onnxruntime)."""
     from facefusion_obs.config import validate_options
     from facefusion_obs.presets import PresetStore
     from facefusion_obs.worker.effects import PipelineEffect
 
     PresetStore().add("astro", [photos[1]])
-    effect = PipelineEffect(validate_options({"engine": "inswapper", "preset": "astro"}))
+    effect = PipelineEffect(validate_options({"engine": "inswapper", "preset": "astro"}), pool)
     assert effect.in_use() == ("astro", "inswapper", "cpu")
     effect.configure(validate_options({"engine": "mesh", "preset": "astro"}))
     assert effect.in_use() == ("astro", "mesh", "cpu")

@@ -189,7 +189,7 @@ def test_wrong_key_is_refused_and_bad_messages_are_dropped(channel):
                                    "height": 1}).encode())
         conn.send("open", channel=1, shm=channel.name, width=320, height=240)
         msg = conn.recv()
-        while msg["type"] == "status":
+        while msg["type"] in ("status", "catalog"):
             msg = conn.recv()
         assert msg == {"v": 1, "type": "attached", "channel": 1, "shm": channel.name}
         conn.send("shutdown")
@@ -212,10 +212,12 @@ def test_worker_reports_corrupt_channel_and_keeps_serving(channel):
         assert conn.recv()["type"] == "ready"
         conn.send("open", channel=2, shm=broken.name, width=64, height=48)
         conn.send("open", channel=1, shm=channel.name, width=320, height=240)
-        msgs = []
-        while len([m for m in msgs if m["type"] != "status"]) < 2:
-            msgs.append(conn.recv())
-        error, attached = [m for m in msgs if m["type"] != "status"]
+        replies = []
+        while len(replies) < 2:
+            msg = conn.recv()
+            if msg["type"] not in ("status", "catalog"):
+                replies.append(msg)
+        error, attached = replies
         assert error["type"] == "error" and "magic" in error["message"] and error["channel"] == 2
         assert attached["type"] == "attached" and attached["channel"] == 1
         conn.send("shutdown")

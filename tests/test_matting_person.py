@@ -16,14 +16,14 @@ from facefusion_obs.matting.segmentation import SelfieSegmenter
 
 
 @pytest.fixture(scope="module")
-def scene(embedded_models, astronaut_rgb):
-    return make_scene(astronaut_rgb)
+def scene(model_pool, astronaut_rgb):
+    return make_scene(astronaut_rgb, model_pool.load(SelfieSegmenter))
 
 
-def make_scene(astronaut_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def make_scene(astronaut_rgb: np.ndarray, segmenter: SelfieSegmenter) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(frame, person mask, green-top mask) of the composited test scene."""
     photo = cv2.resize(astronaut_rgb, (384, 384), interpolation=cv2.INTER_AREA)
-    prob = SelfieSegmenter().get(photo)
+    prob = segmenter.get(photo)
     person = cv2.resize(prob, (384, 384)) > 0.5
     person = cv2.erode(person.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
     h, w = 384, 640
@@ -43,9 +43,9 @@ def make_scene(astronaut_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     return frame, body, top
 
 
-def test_segmenter_finds_the_person(scene) -> None:
+def test_segmenter_finds_the_person(scene, model_pool) -> None:
     frame, body, _ = scene
-    prob = SelfieSegmenter().get(frame)
+    prob = model_pool.load(SelfieSegmenter).get(frame)
     assert prob.shape == (256, 256) and prob.dtype == np.float32
     small = cv2.resize(body.astype(np.uint8), (256, 256), interpolation=cv2.INTER_NEAREST).astype(bool)
     assert prob[small].mean() > 0.8 and prob[~small].mean() < 0.15
@@ -58,9 +58,9 @@ def test_chroma_alone_loses_the_green_top(scene) -> None:
     assert alpha[:, :50].mean() > 0.9 * 255  # and keeps the wall: it is not green
 
 
-def test_chroma_person_keeps_the_green_top_and_drops_the_wall(scene) -> None:
+def test_chroma_person_keeps_the_green_top_and_drops_the_wall(scene, model_pool) -> None:
     frame, body, top = scene
-    rgb, alpha = build_matter({"matting": "chroma+person"}).process(frame)
+    rgb, alpha = build_matter({"matting": "chroma+person"}, model_pool).process(frame)
     # the prior is trusted from a few of its cells inside the outline (the key owns the edge itself)
     inner = cv2.erode(top.astype(np.uint8), np.ones((31, 31), np.uint8)).astype(bool)
     assert inner.sum() > 5000
@@ -73,9 +73,9 @@ def test_chroma_person_keeps_the_green_top_and_drops_the_wall(scene) -> None:
     assert np.abs(rgb[inner].astype(int) - frame[inner].astype(int)).mean() < 6
 
 
-def test_person_mode_without_a_screen(embedded_models, astronaut_rgb) -> None:
+def test_person_mode_without_a_screen(model_pool, astronaut_rgb) -> None:
     photo = np.ascontiguousarray(astronaut_rgb)
-    rgb, alpha = build_matter({"matting": "person"}).process(photo)
+    rgb, alpha = build_matter({"matting": "person"}, model_pool).process(photo)
     assert rgb is photo  # no screen, so nothing to despill
     face = alpha[120:200, 180:270]
     assert face.mean() > 0.9 * 255

@@ -11,7 +11,7 @@ import pytest
 
 from facefusion_obs.config import validate_options
 from facefusion_obs.faces import FaceLandmarker, roi_from_landmarks
-from facefusion_obs.faces.topology import load_topology
+from facefusion_obs.faces.topology import MeshTopology
 from facefusion_obs.presets import PresetStore
 from facefusion_obs.swap import build_swapper
 from facefusion_obs.swap.mesh import MeshSwapper, SourceFace, match_colour, rasterize, swap_face
@@ -50,9 +50,9 @@ def test_rasterize_covers_exactly_what_opencv_fills():
     assert np.allclose(pos, np.stack([idx % 64, idx // 64], 1), atol=1e-3)
 
 
-def test_swap_changes_the_face_only_and_keeps_pose_and_expression(preset_t1, astronaut_rgb):
+def test_swap_changes_the_face_only_and_keeps_pose_and_expression(preset_t1, astronaut_rgb, model_pool):
     frame = _frame(astronaut_rgb)
-    swapper = MeshSwapper(validate_options({"preset": preset_t1}))
+    swapper = MeshSwapper(validate_options({"preset": preset_t1}), model_pool)
     target = None
     for i in range(3):
         out, mask = swapper.process(frame, i / 30)
@@ -66,7 +66,7 @@ def test_swap_changes_the_face_only_and_keeps_pose_and_expression(preset_t1, ast
     assert np.array_equal(out[outside], frame[outside])  # nothing else did
 
     # pose and expression are the target's: landmarks found on the output match the target's
-    marker = FaceLandmarker()
+    marker = model_pool.load(FaceLandmarker)
     found, presence = marker.get(out, roi_from_landmarks(target))
     found, presence = marker.get(out, roi_from_landmarks(found))
     inter_ocular = np.linalg.norm(target[33, :2] - target[263, :2])
@@ -107,9 +107,9 @@ def test_colour_match_takes_the_shading_locally_and_the_tone_once():
     assert abs(_tint(out).mean() - _tint(target).mean()) < 0.05
 
 
-def test_green_bounce_light_on_one_cheek_does_not_turn_the_swapped_cheek_green(preset_t1, astronaut_rgb):
+def test_green_bounce_light_on_one_cheek_does_not_turn_the_swapped_cheek_green(preset_t1, astronaut_rgb, model_pool):
     frame = _frame(astronaut_rgb)
-    swapper = MeshSwapper(validate_options({"preset": preset_t1}))
+    swapper = MeshSwapper(validate_options({"preset": preset_t1}), model_pool)
     swapper.process(frame, 0.0)
     points = swapper.tracker.tracks[0].last.landmarks[:, :2]
     # screen-green light falling off across the face from its left edge, as on a green screen
@@ -131,13 +131,13 @@ def test_green_bounce_light_on_one_cheek_does_not_turn_the_swapped_cheek_green(p
     assert target_cast > 0.1 and swapped_cast < 0.35 * target_cast
 
 
-def test_open_mouth_of_the_target_is_kept(preset_t1, astronaut_rgb):
+def test_open_mouth_of_the_target_is_kept(preset_t1, astronaut_rgb, model_pool):
     """The astronaut smiles with her teeth showing: the mouth opening must stay hers."""
     frame = _frame(astronaut_rgb)
-    swapper = MeshSwapper(validate_options({"preset": preset_t1}))
+    swapper = MeshSwapper(validate_options({"preset": preset_t1}), model_pool)
     out, mask = swapper.process(frame, 0.0)
     pts = swapper.tracker.tracks[0].last.landmarks[:, :2]
-    mouth = load_topology().inner_mouth
+    mouth = model_pool.load(MeshTopology).inner_mouth
     poly = np.zeros(frame.shape[:2], np.uint8)
     cv2.fillPoly(poly, [np.round(pts[mouth]).astype(np.int32)], 1)
     core = cv2.erode(poly, np.ones((5, 5), np.uint8)).astype(bool)
@@ -146,16 +146,16 @@ def test_open_mouth_of_the_target_is_kept(preset_t1, astronaut_rgb):
     assert np.abs(out[core].astype(int) - frame[core]).mean() < 12
 
 
-def test_frame_without_a_face_passes_unchanged(preset_t1):
+def test_frame_without_a_face_passes_unchanged(preset_t1, model_pool):
     rng = np.random.default_rng(0)
     frame = cv2.GaussianBlur(rng.integers(0, 255, (720, 1280, 3), dtype=np.uint8), (0, 0), 5)
-    swapper = MeshSwapper(validate_options({"preset": preset_t1}))
+    swapper = MeshSwapper(validate_options({"preset": preset_t1}), model_pool)
     out, mask = swapper.process(frame)
     assert out is frame and mask is None
 
 
-def test_faces_it_cannot_handle_pass_through(astronaut_rgb, embedded_models):
-    topo = load_topology()
+def test_faces_it_cannot_handle_pass_through(astronaut_rgb, embedded_models, model_pool):
+    topo = model_pool.load(MeshTopology)
     rng = np.random.default_rng(1)
     src_pts = rng.uniform(10, 200, (468, 2))
     source = SourceFace(astronaut_rgb, src_pts)
@@ -179,7 +179,9 @@ def test_no_preset_means_pass_through_and_inswapper_falls_back_to_mesh(caplog, t
     # the mesh engine needs its embedded files; copy them into the otherwise empty models folder
     for path in embedded_models.values():
         (tmp_path / "empty-models" / path.name).write_bytes(path.read_bytes())
-    stage = build_swapper(validate_options({}))
+    from facefusion_obs.runtime.pool import ModelPool
+
+    stage = build_swapper(validate_options({}), ModelPool(models_dir=tmp_path / "empty-models"))
     assert stage.engine.engine == "mesh"
     out, mask = stage.process(astronaut_rgb)
     assert out is astronaut_rgb and mask is None
@@ -189,8 +191,8 @@ def test_no_preset_means_pass_through_and_inswapper_falls_back_to_mesh(caplog, t
     assert "inswapper" in caplog.text and "mesh" in caplog.text
 
 
-def test_source_may_be_an_image_path(sample_images_dir, astronaut_rgb, embedded_models):
-    swapper = MeshSwapper(validate_options({"preset": str(sample_images_dir / "Tom_Hanks_54745.png")}))
+def test_source_may_be_an_image_path(sample_images_dir, astronaut_rgb, embedded_models, model_pool):
+    swapper = MeshSwapper(validate_options({"preset": str(sample_images_dir / "Tom_Hanks_54745.png")}), model_pool)
     _out, mask = swapper.process(_frame(astronaut_rgb), 0.0)
     assert mask is not None and mask.max() > 0.9
 
@@ -213,14 +215,14 @@ def _enclosed_holes(mask: np.ndarray) -> int:
 
 
 @pytest.mark.parametrize("yaw", [-45, -30, 30, 45])
-def test_head_turned_up_to_45_degrees_swaps_without_tearing(preset_t1, astronaut_rgb, yaw):
+def test_head_turned_up_to_45_degrees_swaps_without_tearing(preset_t1, astronaut_rgb, yaw, model_pool):
     """The astronaut's real 468 landmarks, turned in 3D by ``yaw`` about the face's vertical axis.
 
     Triangles that turn away are dropped, never drawn folded; the rest must still cover the face with
     no more holes than the same face straight on (the open mouth is one, by design).
     """
     frame = _frame(astronaut_rgb)
-    swapper = MeshSwapper(validate_options({"preset": preset_t1}))
+    swapper = MeshSwapper(validate_options({"preset": preset_t1}), model_pool)
     swapper.process(frame, 0.0)
     points = swapper.tracker.tracks[0].last.landmarks.astype(np.float64)
     source, weights = swapper.source_face(np)
@@ -236,9 +238,9 @@ def test_head_turned_up_to_45_degrees_swaps_without_tearing(preset_t1, astronaut
     assert _enclosed_holes(masks[yaw]) <= _enclosed_holes(masks[0]) + 0.005 * area, "torn"
 
 
-def test_head_turned_too_far_passes_through(preset_t1, astronaut_rgb):
+def test_head_turned_too_far_passes_through(preset_t1, astronaut_rgb, model_pool):
     frame = _frame(astronaut_rgb)
-    swapper = MeshSwapper(validate_options({"preset": preset_t1}))
+    swapper = MeshSwapper(validate_options({"preset": preset_t1}), model_pool)
     swapper.process(frame, 0.0)
     points = swapper.tracker.tracks[0].last.landmarks.astype(np.float64)
     turned = _turn(points, 80)

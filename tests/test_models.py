@@ -71,14 +71,14 @@ def test_manifest_errors_name_model_and_field():
         parse_manifest(data)
 
 
-def test_embedded_models_are_verified_and_load_in_litert(embedded_models):
-    from facefusion_obs.models import litert_model
+def test_embedded_models_are_verified_and_load_in_litert(embedded_models, model_pool):
+    from facefusion_obs.faces.landmarker import FaceLandmarker
 
     assert set(embedded_models) == set(EMBEDDED_MODELS)
     for name, path in embedded_models.items():
         assert model_path(name) == path
         assert hashlib.sha256(path.read_bytes()).hexdigest() == load_manifest()[name].sha256
-    assert litert_model("face_landmark").input_shapes == [(1, 192, 192, 3)]
+    assert model_pool.load(FaceLandmarker).model.input_shapes == [(1, 192, 192, 3)]
 
 
 def test_missing_model_names_the_fetch_command(tmp_models):

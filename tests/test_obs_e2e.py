@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from oracles import expected_test_pattern
 from PIL import Image
 
 from facefusion_obs.bench.obs_instance import ObsInstance, facefusion_filter, image_source
 from facefusion_obs.ipc import shm
-from facefusion_obs.worker.effects import expected_test_pattern
 
 pytestmark = pytest.mark.obs
 W, H = 320, 180

@@ -4,15 +4,17 @@ This machine has the CPU build of onnxruntime and no GPU. Provider *selection* i
 monkeypatching ``available_providers`` (the one call that reads what the installed build offers), so
 the GPU builds' lists are exercised without a GPU. Provider *fallback* runs real sessions: asking the
 CPU build for TensorRT/CUDA must end on the CPU and say so. Models are the generated STAND-INs of
-``facefusion_obs.models.standins`` (real input/output contracts, no weights).
+``tests/standins.py`` (real input/output contracts, no weights), opened the way the model pool
+opens them (``standin_setup.open_onnx``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import standins
+from standin_setup import open_onnx, standin_pool
 
-from facefusion_obs.models import standins
 from facefusion_obs.runtime import onnx as ort_rt
 
 GPU_BUILD = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
@@ -78,28 +80,27 @@ def test_an_unreadable_model_names_the_file(tmp_path):
         ort_rt.create_session(bad, ort_rt.select_providers(["CPUExecutionProvider"]))
 
 
-def test_sessions_are_shared_per_file_and_io_binding_matches_plain_run(tmp_path):
-    path = standins.inswapper_standin(tmp_path / "inswapper_128.onnx")
-    ort_rt.clear_sessions()
-    a = ort_rt.OnnxModel(path)
-    b = ort_rt.OnnxModel(path)
-    assert a.prepare() == "CPUExecutionProvider"
-    b.prepare(warm_up=False)
-    assert a.session is b.session and a.device == "cpu"
-    rng = np.random.default_rng(3)
-    feeds = {"target": rng.random((1, 3, 128, 128), dtype=np.float32),
-             "source": rng.standard_normal((1, 512)).astype(np.float32)}
-    bound = a.run(feeds)[0]
-    plain = a.session.run(None, feeds)[0]
-    assert bound.shape == (1, 3, 128, 128) and bound.dtype == np.float32
-    np.testing.assert_array_equal(bound, plain)
-    ort_rt.clear_sessions()
+def test_the_pool_shares_one_session_per_model_and_io_binding_matches_plain_run(tmp_path):
+    pool, _ = standin_pool(tmp_path)
+    with pool:
+        a = pool.load(ort_rt.OnnxModel, "inswapper_128")
+        b = pool.load(ort_rt.OnnxModel, "inswapper_128")
+        assert a is b and a.provider == "CPUExecutionProvider" and a.device == "cpu"
+        rng = np.random.default_rng(3)
+        feeds = {"target": rng.random((1, 3, 128, 128), dtype=np.float32),
+                 "source": rng.standard_normal((1, 512)).astype(np.float32)}
+        bound = a.run(feeds)[0]
+        plain = a.session.run(None, feeds)[0]
+        assert bound.shape == (1, 3, 128, 128) and bound.dtype == np.float32
+        np.testing.assert_array_equal(bound, plain)
+        pool.evict("inswapper_128")  # a changed file: the next load reads and verifies it again
+        assert pool.load(ort_rt.OnnxModel, "inswapper_128") is not a
 
 
 def test_inputs_are_cast_to_the_dtype_the_model_declares(tmp_path):
     """The fp16 inswapper stand-in declares float16 I/O: float32 feeds are cast, float16 comes back."""
     path = standins.inswapper_standin(tmp_path / "inswapper_128_fp16.onnx", fp16=True)
-    model = ort_rt.OnnxModel(path)
+    model = open_onnx(ort_rt.OnnxModel, path)
     model.prepare()
     target = np.full((1, 3, 128, 128), 0.25, np.float32)
     out = model.run({"target": target, "source": np.zeros((1, 512), np.float32)})[0]
@@ -107,4 +108,4 @@ def test_inputs_are_cast_to_the_dtype_the_model_declares(tmp_path):
     # source 0 → sigmoid 0.5 per channel; output = 0.5·0.25 + 0.5·0.5
     np.testing.assert_allclose(out.astype(np.float32), 0.375, atol=1e-3)
     with pytest.raises(RuntimeError, match="prepare"):
-        ort_rt.OnnxModel(path).run({"target": target})
+        open_onnx(ort_rt.OnnxModel, path).run({"target": target})

@@ -13,6 +13,7 @@ from facefusion_obs.bench.greenscreen import make_sequence
 from facefusion_obs.cli import process as process_cli
 from facefusion_obs.cli.main import CliError, main
 from facefusion_obs.pipeline.frame import FramePipeline
+from facefusion_obs.runtime.pool import ModelPool
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +51,7 @@ def test_folder_is_one_stream_in_name_order(tmp_path, frames) -> None:
     assert main(["process", str(folder), str(tmp_path / "out"), "--temporal", "0.9"]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(names)
     # the same frames through one pipeline in name order, carrying its temporal state
-    pipeline = FramePipeline({"swap_enabled": False, "matting": "chroma", "temporal": 0.9})
+    pipeline = FramePipeline({"swap_enabled": False, "matting": "chroma", "temporal": 0.9}, ModelPool())
     for name in sorted(names):
         rgb = frames[names.index(name)]
         bgra = np.dstack([rgb[..., ::-1], np.full(rgb.shape[:2], 255, np.uint8)])

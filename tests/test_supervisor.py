@@ -14,11 +14,11 @@ import time
 
 import numpy as np
 import pytest
+from oracles import expected_test_pattern
 
 from facefusion_obs.ipc import shm
 from facefusion_obs.ipc.frames import FrameChannel
 from facefusion_obs.obs.supervisor import Supervisor
-from facefusion_obs.worker.effects import expected_test_pattern
 
 W, H = 96, 64
 

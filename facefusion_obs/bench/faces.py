@@ -2,7 +2,8 @@
 
 Target: one face at 1280x720 through faces + swap at >= 30 frames/s on a 2-core CPU, and landmark
 jitter <= 0.5 px RMS on a still face with sensor noise after smoothing. Inputs are real photos from
-packages (skimage's astronaut as the preset, insightface's t1.jpg as the stream), not synthetic faces.
+packages (skimage's astronaut as the preset, insightface's t1.jpg as the stream; see ``demo/photos.py``),
+not synthetic faces.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from facefusion_obs.runtime.pool import ModelPool
+
 WIDTH, HEIGHT = 1280, 720
 
 
 def stream_frame() -> np.ndarray:
     """A 1280x720 frame from t1.jpg, framed around one seated person like a webcam would be."""
-    from facefusion_obs.models.testdata import sample_image
+    from facefusion_obs.demo.photos import sample_image
 
     bgr = cv2.imread(str(sample_image("t1.jpg")))
     crop = bgr[230:620, 330:1024]  # the man in the middle, in the 1280x886 photo
@@ -28,13 +31,10 @@ def stream_frame() -> np.ndarray:
 
 
 def astronaut_preset(root: Path) -> str:
-    from skimage import data
-
+    from facefusion_obs.demo.photos import astronaut_path
     from facefusion_obs.presets import PresetStore
 
-    path = root / "astronaut.png"
-    cv2.imwrite(str(path), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
-    PresetStore(root / "presets").add("astronaut", [path], replace=True)
+    PresetStore(root / "presets").add("astronaut", [astronaut_path()], replace=True)
     return "astronaut"
 
 
@@ -43,12 +43,13 @@ def noisy(frame: np.ndarray, rng: np.random.Generator, sigma: float) -> np.ndarr
     return np.clip(frame.astype(np.float32) + n, 0, 255).astype(np.uint8)
 
 
-def landmark_jitter(frame: np.ndarray, frames: int, sigma: float = 4.0, smoothing: bool = True) -> float:
+def landmark_jitter(pool: ModelPool, frame: np.ndarray, frames: int, sigma: float = 4.0,
+                    smoothing: bool = True) -> float:
     """RMS (px) of the landmarks around their mean, same frame repeated with Gaussian sensor noise."""
     from facefusion_obs.faces import FaceTracker
 
     rng = np.random.default_rng(1)
-    tracker = FaceTracker(smoothing=smoothing)
+    tracker = FaceTracker(pool, smoothing=smoothing)
     seen = []
     for i in range(frames):
         faces = tracker.process(noisy(frame, rng, sigma), i / 30.0)
@@ -61,6 +62,11 @@ def landmark_jitter(frame: np.ndarray, frames: int, sigma: float = 4.0, smoothin
 
 
 def run(args: argparse.Namespace) -> int:
+    with ModelPool() as pool:  # the benchmark's models, loaded once
+        return _run(args, pool)
+
+
+def _run(args: argparse.Namespace, pool: ModelPool) -> int:
     import os
 
     out = Path(args.out)
@@ -73,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
 
         name = astronaut_preset(Path(tmp))
         frame = stream_frame()
-        swapper = MeshSwapper(validate_options({"preset": name}))
+        swapper = MeshSwapper(validate_options({"preset": name}), pool)
         rng = np.random.default_rng(0)
         inputs = [noisy(frame, rng, 2.0) for _ in range(8)]
         for i in range(5):
@@ -101,8 +107,8 @@ def run(args: argparse.Namespace) -> int:
         cv2.imwrite(str(out / "mesh_before_after.png"), cv2.cvtColor(before_after, cv2.COLOR_RGB2BGR),
                     [cv2.IMWRITE_PNG_COMPRESSION, 9])
         jitter_n = 45 if args.quick else 120
-        jitter_raw = landmark_jitter(frame, jitter_n, smoothing=False)
-        jitter = landmark_jitter(frame, jitter_n, smoothing=True)
+        jitter_raw = landmark_jitter(pool, frame, jitter_n, smoothing=False)
+        jitter = landmark_jitter(pool, frame, jitter_n, smoothing=True)
 
     print(f"mesh swap, one face, {WIDTH}x{HEIGHT}, {frames} frames, {cv2.getNumberOfCPUs()} CPU cores")
     print(f"{'stage':10} {'mean ms':>8} {'p50 ms':>8} {'p95 ms':>8}")

@@ -1,6 +1,7 @@
 """Synthetic green- and blue-screen footage with alpha known by construction.
 
-The subject is the astronaut photograph scikit-image ships (real skin, hair and fabric texture),
+The subject is the astronaut photograph scikit-image ships (real skin, hair and fabric texture), taken
+from the pinned wheel by ``demo/photos.py`` (scikit-image itself is not needed),
 cut along a hand-drawn person silhouette. Each frame is composited exactly as a camera would see
 it: I = alpha·F_spill + (1 - alpha)·screen + noise, where
 
@@ -13,7 +14,7 @@ it: I = alpha·F_spill + (1 - alpha)·screen + noise, where
 * the ``green-shirt`` sequence dresses the subject in a desaturated green top, which a pure chroma
   key cannot tell from the screen and the person prior must save.
 
-scikit-image is a test/bench dependency; nothing in the worker imports this module.
+Nothing in the worker imports this module.
 """
 
 from __future__ import annotations
@@ -47,9 +48,9 @@ class Sequence:
 
 
 def _astronaut() -> np.ndarray:
-    from skimage import data
+    from facefusion_obs.demo.photos import astronaut
 
-    return data.astronaut().astype(np.float32) / 255.0
+    return astronaut().astype(np.float32) / 255.0
 
 
 def _sprite(size: int, rng: np.random.Generator, shirt: bool) -> tuple[np.ndarray, np.ndarray]:

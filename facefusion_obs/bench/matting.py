@@ -23,6 +23,7 @@ from facefusion_obs.bench import metrics
 from facefusion_obs.bench.greenscreen import SEQUENCES, Sequence, make_sequence
 from facefusion_obs.bench.obs_chroma import ObsSettings, apply, chroma_distance
 from facefusion_obs.config import PROJECT_ROOT
+from facefusion_obs.runtime.pool import ModelPool
 
 # the baseline's grid: similarity and smoothness chosen for alpha (MAD + band SAD), spill for colour
 SIMILARITY = (150, 200, 250, 300, 350, 400, 450, 500)
@@ -62,10 +63,10 @@ def score(result: Result, seq: Sequence) -> dict[str, float]:
     return out
 
 
-def run_ours(seq: Sequence, mode: str) -> Result:
+def run_ours(seq: Sequence, mode: str, pool: ModelPool) -> Result:
     from facefusion_obs.matting import build_matter
 
-    matter = build_matter({"matting": mode, "key_color": seq.key})
+    matter = build_matter({"matting": mode, "key_color": seq.key}, pool)
     result = Result(f"ours {mode}")
     for frame in seq.frames:
         rgb, alpha = matter.process(frame)
@@ -112,22 +113,22 @@ def run_obs(seq: Sequence) -> Result:
     return Result("OBS chroma key (tuned)", colours=colours, alphas=alphas, note=note)
 
 
-def _person_available() -> bool:
+def _person_available(pool: ModelPool) -> bool:
     try:
-        from facefusion_obs.matting.matter import shared_segmenter
+        from facefusion_obs.matting.segmentation import SelfieSegmenter
 
-        shared_segmenter().prepare()
+        pool.load(SelfieSegmenter)
         return True
     except Exception as exc:  # ModelUnavailable, or LiteRT missing: the row is left out, and said so
         print(f"(chroma+person skipped: {exc})")
         return False
 
 
-def time_mode(mode: str, frames: list[np.ndarray], repeat: int) -> float:
+def time_mode(mode: str, frames: list[np.ndarray], repeat: int, pool: ModelPool) -> float:
     """Frames per second of one Matter over ``frames`` cycled ``repeat`` times (after a warm-up)."""
     from facefusion_obs.matting import build_matter
 
-    matter = build_matter({"matting": mode, "key_color": "green"})
+    matter = build_matter({"matting": mode, "key_color": "green"}, pool)
     for f in frames[:2]:
         matter.process(f)
     count = 0
@@ -186,11 +187,16 @@ def _print_table(table: list[tuple[str, str, dict[str, float], str]]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    with ModelPool() as pool:  # the benchmark's models, loaded once
+        return _run(args, pool)
+
+
+def _run(args: argparse.Namespace, pool: ModelPool) -> int:
     quick = bool(getattr(args, "quick", False))
     out = Path(getattr(args, "out", "out/bench"))
     frames = 4 if quick else 10
     height, width = (180, 320) if quick else (360, 640)
-    person = _person_available()
+    person = _person_available(pool)
     table = []
     ratios: dict[tuple[str, str], dict[str, float]] = {}
     sheet_rows = []
@@ -198,12 +204,12 @@ def run(args: argparse.Namespace) -> int:
         seq = make_sequence(name, frames=frames, height=height, width=width, seed=1)
         obs = run_obs(seq)
         obs.scores = score(obs, seq)
-        ours = run_ours(seq, "chroma")
+        ours = run_ours(seq, "chroma", pool)
         ours.scores = score(ours, seq)
         table.append((name, ours.method, ours.scores, ""))
         both = None
         if person:
-            both = run_ours(seq, "chroma+person")
+            both = run_ours(seq, "chroma+person", pool)
             both.scores = score(both, seq)
             table.append((name, both.method, both.scores, ""))
         table.append((name, obs.method, obs.scores, obs.note))
@@ -235,13 +241,13 @@ def run(args: argparse.Namespace) -> int:
     seq = make_sequence("green", frames=3, height=720, width=1280, seed=2)
     repeat = 3 if quick else 15
     print(f"\nSpeed at 1280x720 on {os.cpu_count()} CPU cores (numpy):")
-    fps = time_mode("chroma", seq.frames, repeat)
+    fps = time_mode("chroma", seq.frames, repeat, pool)
     print(f"  chroma         {fps:6.1f} frames/s ({1000 / fps:.1f} ms)  target ≥ 30: "
           f"{'ok' if fps >= 30 else 'MISSED'}")
     if person:
-        fps_p = time_mode("chroma+person", seq.frames, max(1, repeat // 2))
+        fps_p = time_mode("chroma+person", seq.frames, max(1, repeat // 2), pool)
         print(f"  chroma+person  {fps_p:6.1f} frames/s ({1000 / fps_p:.1f} ms)")
-        fps_s = time_mode("person", seq.frames, max(1, repeat // 2))
+        fps_s = time_mode("person", seq.frames, max(1, repeat // 2), pool)
         print(f"  person         {fps_s:6.1f} frames/s ({1000 / fps_s:.1f} ms)")
 
     sheet = out / "matting_contact_sheet.png"

@@ -5,9 +5,8 @@ the NCHW blob and the output back to uint8), ``inference``, ``paste`` (inverse w
 over the ROI, blend, face mask); ``frame`` is the per-frame output copy and mask allocation. Target: the
 worker's overhead outside inference (frame + align + convert + paste) <= 4 ms per face on this CPU.
 
-Real insightface files are used when installed and verified; otherwise generated STAND-INs with the
-same input/output contract (the inswapper stand-in carries a conv stack of roughly inswapper's compute,
-so its inference time is indicative, not a measurement of the real model). The table says which.
+It times the real insightface files only, installed and verified; without them it says so in one line
+with the fetch command and exits 1 (stand-in models are test scaffolding and live under ``tests/``).
 Face tracking runs before the swap and is reported apart (``bench faces`` covers it).
 """
 
@@ -16,6 +15,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -26,42 +26,11 @@ OVERHEAD = ("frame", "align", "convert", "paste")
 
 def stream_frame() -> np.ndarray:
     """A 1920x1080 webcam-like frame from insightface's t1.jpg (one seated person filling the view)."""
-    from facefusion_obs.models.testdata import sample_image
+    from facefusion_obs.demo.photos import sample_image
 
     bgr = cv2.imread(str(sample_image("t1.jpg")))
     crop = bgr[230:620, 330:1024]
     return np.ascontiguousarray(cv2.resize(crop, (WIDTH, HEIGHT), interpolation=cv2.INTER_LINEAR)[..., ::-1])
-
-
-def models(tmp: Path) -> tuple[object, object, dict[str, str]]:
-    """Prepared (ArcFace, InSwapper) and what each one is: the verified real file or a stand-in."""
-    from facefusion_obs.models import ModelUnavailable, model_path
-    from facefusion_obs.models.standins import arcface_standin, inswapper_standin
-    from facefusion_obs.runtime.onnx import select_providers
-    from facefusion_obs.swap.inswapper import ArcFace, InSwapper, swapper_model_names
-
-    used: dict[str, str] = {}
-    try:
-        arc_path = model_path("arcface_w600k_r50")
-        used["arcface"] = f"arcface_w600k_r50 (real, verified: {arc_path.name})"
-    except ModelUnavailable:
-        arc_path = arcface_standin(tmp / "arcface_standin.onnx")
-        used["arcface"] = "STAND-IN arcface (generated, real contract, no weights)"
-    swap_path = None
-    for name in swapper_model_names(select_providers()[0][0]):
-        try:
-            swap_path = model_path(name)
-            used["inswapper"] = f"{name} (real, verified)"
-            break
-        except ModelUnavailable:
-            continue
-    if swap_path is None:
-        swap_path = inswapper_standin(tmp / "inswapper_standin.onnx", heavy=True)
-        used["inswapper"] = "STAND-IN inswapper_128 (generated conv stack of similar compute, no weights)"
-    arcface, swapper = ArcFace(arc_path), InSwapper(swap_path)
-    arcface.prepare()
-    swapper.prepare()
-    return arcface, swapper, used
 
 
 def _measure(engine, frames: list, n: int, to_device) -> dict[str, list[float]]:
@@ -93,6 +62,25 @@ def _table(title: str, stages: dict[str, list[float]]) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Times the real inswapper models; without them, one line with the fetch command and exit 1."""
+    from facefusion_obs.models import ModelUnavailable
+    from facefusion_obs.runtime.pool import ModelPool
+    from facefusion_obs.swap import engine_status
+
+    with ModelPool() as pool:
+        status = engine_status(pool, "inswapper")
+        if not status.available:
+            print(f"bench swap: the inswapper models are not installed ({', '.join(status.missing)}); "
+                  f"fetch them with: {status.fix}")
+            return 1
+        try:
+            return _run(args, pool)
+        except ModelUnavailable as exc:
+            print(f"bench swap: {exc}")
+            return 1
+
+
+def _run(args: argparse.Namespace, pool: Any) -> int:
     import os
 
     from facefusion_obs.runtime.xp import cupy_or_none
@@ -108,10 +96,11 @@ def run(args: argparse.Namespace) -> int:
         from facefusion_obs.swap.align import align_crop, five_from_mesh
         from facefusion_obs.swap.inswapper import InswapperSwapper
 
-        arcface, swapper, used = models(tmp)
         preset = astronaut_preset(tmp)
-        engine = InswapperSwapper(validate_options({"engine": "inswapper", "preset": preset}),
-                                  models=(arcface, swapper))
+        engine = InswapperSwapper(validate_options({"engine": "inswapper", "preset": preset}), pool)
+        arcface, swapper = engine.arcface, engine.swapper
+        used = {"arcface": f"arcface_w600k_r50 (real, verified: {arcface.path.name})",
+                "inswapper": f"{swapper.path.stem} (real, verified)"}
         engine.sync_timings = True
         frame = stream_frame()
         rng = np.random.default_rng(0)

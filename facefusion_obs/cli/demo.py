@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from facefusion_obs.cli.main import CliError
 
@@ -53,9 +54,9 @@ def obs_command() -> tuple[list[str], Path | None] | None:
     return ([found], None) if found else None
 
 
-def _prepare(args: argparse.Namespace):
+def _prepare(args: argparse.Namespace, pool: Any):
     from facefusion_obs.demo.assets import prepare_assets
-    from facefusion_obs.demo.clip import DemoClipError
+    from facefusion_obs.demo.clip import ClipRenderer, DemoClipError
     from facefusion_obs.models import ModelUnavailable
     from facefusion_obs.models.errors import FetchError
     from facefusion_obs.presets import PresetError
@@ -63,7 +64,7 @@ def _prepare(args: argparse.Namespace):
     if args.frames < 1:
         raise CliError(f"--frames must be at least 1, got {args.frames}")
     try:
-        return prepare_assets(args.frames, preset=args.preset)
+        return prepare_assets(args.frames, preset=args.preset, renderer=ClipRenderer(pool))
     except FetchError as exc:
         raise CliError(f"the demo's sample photos (insightface 2.1 wheel) could not be fetched from the "
                        f"package index: {exc}") from None
@@ -86,9 +87,16 @@ def _launch(command: list[str], cwd: Path | None, collection_name: str, scene: s
 
 
 def _run(args: argparse.Namespace) -> int:
+    from facefusion_obs.runtime.pool import ModelPool
+
+    with ModelPool() as pool:  # the demo's models, loaded once for the clip and the render
+        return _demo(args, pool)
+
+
+def _demo(args: argparse.Namespace, pool: Any) -> int:
     from facefusion_obs.demo.collection import COLLECTION_NAME, SCENE_NAME, CollectionError, write_collection
 
-    assets = _prepare(args)
+    assets = _prepare(args, pool)
     print(f"demo clip:        {assets.clip} ({assets.frames} frames, {assets.size[0]}x{assets.size[1]})")
     print(f"background:       {assets.background}")
     print(f"face preset:      {assets.preset}")
@@ -105,17 +113,17 @@ def _run(args: argparse.Namespace) -> int:
     if not args.no_launch:
         why = "no display" if not has_display() else "OBS Studio is not installed"
         print(f"not starting OBS ({why}): rendering the demo scene to files instead")
-    return _render(assets, Path(args.out))
+    return _render(assets, Path(args.out), pool)
 
 
-def _render(assets, out: Path) -> int:
+def _render(assets, out: Path, pool: Any) -> int:
     import statistics
 
     from facefusion_obs.demo.render import render_headless
     from facefusion_obs.models import ModelUnavailable
 
     try:
-        result = render_headless(assets, out)
+        result = render_headless(assets, out, pool)
     except ModelUnavailable as exc:
         raise CliError(f"{exc} (or run: python3 installer/install.py)") from None
     except OSError as exc:

@@ -12,7 +12,6 @@ import argparse
 import json
 import shutil
 import subprocess
-import tempfile
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -99,19 +98,29 @@ def check_onnxruntime(gpu_present: bool) -> list[Check]:
     return checks
 
 
+def probe_graph() -> bytes:
+    """A one-convolution ONNX graph built here, only to see which provider starts (not a model)."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.full((4, 3, 3, 3), 0.1, np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])], "provider probe",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 32, 32])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 32, 32])], [weight])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+
 def check_provider_starts() -> Check:
-    """Open a generated stand-in on the chosen providers: the provider that *actually* runs is the truth."""
-    from facefusion_obs.models.standins import arcface_standin
+    """Open a probe graph on the chosen providers: the provider that *actually* runs is the truth."""
     from facefusion_obs.runtime import onnx as ort_rt
 
     wanted = ort_rt.select_providers()
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            path = arcface_standin(Path(tmp) / "probe.onnx")
-            _, in_use = ort_rt.create_session(path, wanted)
-        except Exception as exc:  # any failure here is the answer the user needs
-            return Check("provider", FAIL, f"onnxruntime could not open a test model: {exc}",
-                         "reinstall onnxruntime: " + GPU_INSTALL.replace(" --gpu", ""))
+    try:
+        _, in_use = ort_rt.create_session(probe_graph(), wanted, label="provider probe")
+    except Exception as exc:  # any failure here is the answer the user needs
+        return Check("provider", FAIL, f"onnxruntime could not open a test model: {exc}",
+                     "reinstall onnxruntime: " + GPU_INSTALL.replace(" --gpu", ""))
     if in_use != wanted[0][0]:
         return Check("provider", WARN, f"{wanted[0][0]} is offered but did not start; running on {in_use}",
                      "install the matching CUDA 12 / cuDNN 9 / TensorRT 10 libraries: " + GPU_INSTALL)
@@ -139,9 +148,19 @@ _ROLE = {"inswapper_128": "the inswapper engine needs it (or its fp16 twin)",
          "scrfd_det_10g": "not used by this version"}
 
 
+def _is_standin(path: Path) -> bool:
+    """True for a generated test stand-in (its metadata says ``standin=true``): doctor must say so, so a
+    test set-up is never mistaken for real weights. Real weights are hundreds of MiB and never parsed."""
+    if path.stat().st_size > 64 * 2**20:
+        return False
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return any(p.key == "standin" and p.value == "true" for p in model.metadata_props)
+
+
 def check_models() -> list[Check]:
     from facefusion_obs.models import EMBEDDED_MODELS, load_manifest, model_state
-    from facefusion_obs.models.standins import is_standin
 
     checks = []
     for name, spec in load_manifest().items():
@@ -151,7 +170,7 @@ def check_models() -> list[Check]:
             label = ""
             if spec.source == "url":
                 try:
-                    label = " (STAND-IN, generated, not the real weights)" if is_standin(state.path) else ""
+                    label = " (STAND-IN, generated, not the real weights)" if _is_standin(state.path) else ""
                 except Exception:  # an unparsable file is simply not a stand-in
                     label = ""
             checks.append(Check(f"model {name}", OK, f"verified {state.path}{label}"))

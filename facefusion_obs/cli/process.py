@@ -145,6 +145,13 @@ def write_png_atomic(path: Path, rgba: Any) -> None:
 
 def process(source: Path, output_dir: Path, options: dict[str, Any]) -> list[Path]:
     """Run one FramePipeline over ``source``; returns the written files in order."""
+    from facefusion_obs.runtime.pool import ModelPool
+
+    with ModelPool() as pool:  # the run's models, loaded once and closed at the end
+        return _process(source, output_dir, options, pool)
+
+
+def _process(source: Path, output_dir: Path, options: dict[str, Any], pool: Any) -> list[Path]:
     import numpy as np
 
     from facefusion_obs.cli.main import CliError
@@ -155,7 +162,7 @@ def process(source: Path, output_dir: Path, options: dict[str, Any]) -> list[Pat
     if source.is_dir() and output_dir.resolve() == source.resolve():
         raise CliError(f"output folder {output_dir} is the input folder; choose another one")
     try:
-        pipeline = FramePipeline(options)
+        pipeline = FramePipeline(options, pool)
     except (OptionError, ModelUnavailable) as exc:
         raise CliError(str(exc)) from exc
     output_dir.mkdir(parents=True, exist_ok=True)

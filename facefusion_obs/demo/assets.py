@@ -13,7 +13,7 @@ from typing import Any
 
 from facefusion_obs.config import locations, validate_options
 from facefusion_obs.demo.clip import FPS, SIZE, ClipRenderer, virtual_background, write_clip, write_png
-from facefusion_obs.models.testdata import sample_image
+from facefusion_obs.demo.photos import sample_image
 from facefusion_obs.presets import PresetError, PresetStore
 
 PRESET_NAME = "demo"
@@ -63,12 +63,11 @@ def ensure_demo_preset(store: PresetStore, name: str = PRESET_NAME) -> str:
 
 def prepare_assets(frames: int = DEFAULT_FRAMES, *, folder: Path | None = None,
                    store: PresetStore | None = None, preset: str = PRESET_NAME,
-                   renderer: ClipRenderer | None = None) -> DemoAssets:
+                   renderer: ClipRenderer) -> DemoAssets:
     """Write clip.mp4 and background.png (regenerated each run: cheap, and never stale) and the preset."""
     if frames < 1:
         raise ValueError(f"frames must be at least 1, got {frames}")
     folder = folder or demo_dir()
-    renderer = renderer or ClipRenderer()
     clip = write_clip(folder / "clip.mp4", frames, renderer)
     background = write_png(folder / "background.png", virtual_background(renderer.width, renderer.height))
     name = ensure_demo_preset(store or PresetStore(), preset)

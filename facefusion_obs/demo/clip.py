@@ -11,12 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from facefusion_obs.models.testdata import sample_image
+from facefusion_obs.demo.photos import sample_image
 from facefusion_obs.presets.analyse import read_rgb
+
+if TYPE_CHECKING:
+    from facefusion_obs.runtime.pool import ModelPool
 
 SUBJECT_PHOTO = "t1.jpg"
 FPS = 30
@@ -43,7 +47,7 @@ class Subject:
     alpha: np.ndarray
 
 
-def load_subject() -> Subject:
+def load_subject(pool: ModelPool) -> Subject:
     """Cut the person out of the photo: the silhouette sets where he may be, segmentation how far."""
     from facefusion_obs.matting.segmentation import SelfieSegmenter
 
@@ -55,7 +59,7 @@ def load_subject() -> Subject:
     cv2.ellipse(shape, (cx * 4, cy * 4), (rx * 4, ry * 4), 0, 0, 360, 255, -1, cv2.LINE_AA)
     cv2.fillPoly(shape, [(_BODY * 4).astype(np.int32)], 255, cv2.LINE_AA)
     shape = cv2.resize(shape, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
-    person = cv2.resize(SelfieSegmenter().get(crop), (w, h), interpolation=cv2.INTER_LINEAR)
+    person = cv2.resize(pool.load(SelfieSegmenter).get(crop), (w, h), interpolation=cv2.INTER_LINEAR)
     person = np.clip((person - 0.25) / 0.5, 0.0, 1.0)
     alpha = cv2.GaussianBlur(shape * person, (0, 0), 0.8)
     alpha[-6:] = 1.0 * shape[-6:]  # the cut at the bottom leaves the frame; keep it solid
@@ -76,9 +80,10 @@ def green_screen(width: int, height: int) -> np.ndarray:
 class ClipRenderer:
     """Frame ``t`` of the clip as RGB uint8, with its true alpha (float32 0..1)."""
 
-    def __init__(self, width: int = SIZE[0], height: int = SIZE[1], subject: Subject | None = None) -> None:
+    def __init__(self, pool: ModelPool, width: int = SIZE[0], height: int = SIZE[1],
+                 subject: Subject | None = None) -> None:
         self.width, self.height = width, height
-        subject = subject or load_subject()
+        subject = subject or load_subject(pool)
         scale = 0.9 * height / subject.alpha.shape[0]
         size = (round(subject.alpha.shape[1] * scale), round(subject.alpha.shape[0] * scale))
         spill_near_edge = np.exp(-cv2.distanceTransform(
@@ -104,10 +109,9 @@ class ClipRenderer:
         return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8), alpha
 
 
-def write_clip(path: Path, frames: int, renderer: ClipRenderer | None = None) -> Path:
+def write_clip(path: Path, frames: int, renderer: ClipRenderer) -> Path:
     """Write ``frames`` frames as an mp4 that loops seamlessly (the sway period divides the length
     when ``frames`` is a multiple of four seconds; otherwise the loop jumps a little)."""
-    renderer = renderer or ClipRenderer()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*CODEC), FPS, (renderer.width, renderer.height))

@@ -10,12 +10,16 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from facefusion_obs.demo.assets import DemoAssets, filter_options
 from facefusion_obs.demo.clip import CODEC, FPS, write_png
+
+if TYPE_CHECKING:
+    from facefusion_obs.runtime.pool import ModelPool
 
 
 @dataclass
@@ -62,8 +66,8 @@ def contact_sheet(pairs: list[tuple[np.ndarray, np.ndarray]], width: int = 480) 
     return np.concatenate(rows, axis=0)
 
 
-def render_headless(assets: DemoAssets, out: Path, frames: int | None = None, *, video: bool = True,
-                    sheet_rows: int = 4) -> RenderResult:
+def render_headless(assets: DemoAssets, out: Path, pool: ModelPool, frames: int | None = None, *,
+                    video: bool = True, sheet_rows: int = 4) -> RenderResult:
     """Run the demo's pipeline over the clip and write PNG frames, a contact sheet and an mp4."""
     from facefusion_obs.pipeline.frame import FramePipeline
 
@@ -76,7 +80,7 @@ def render_headless(assets: DemoAssets, out: Path, frames: int | None = None, *,
     if background.shape[:2] != clip[0].shape[:2]:
         background = cv2.resize(background, (clip[0].shape[1], clip[0].shape[0]), interpolation=cv2.INTER_AREA)
 
-    pipeline = FramePipeline(filter_options(assets.preset))
+    pipeline = FramePipeline(filter_options(assets.preset), pool)
     frame_dir = out / "frames"
     frame_dir.mkdir(parents=True, exist_ok=True)
     for stale in frame_dir.glob("*.png"):

@@ -37,7 +37,11 @@ def start_demo_obs(root: Path, frames: int, python: str = sys.executable,
                    renderer: ClipRenderer | None = None) -> tuple[ObsInstance, DemoAssets]:
     """OBS on the demo collection, with the demo's assets and preset inside the instance's own home."""
     presets = root / "home" / ".local" / "share" / "facefusion-obs" / "presets"
-    renderer = renderer or ClipRenderer()
+    if renderer is None:
+        from facefusion_obs.runtime.pool import ModelPool
+
+        with ModelPool() as pool:  # the clip needs the segmentation model once, to cut out its subject
+            renderer = ClipRenderer(pool)
     inst = ObsInstance(root, None, python, (renderer.width, renderer.height),
                        env={"FACEFUSION_OBS_PRESETS": str(presets)},
                        collection=COLLECTION_NAME, scene=SCENE_NAME)

@@ -8,11 +8,10 @@ the short-range model adds an interpolated anchor per layer (2 per layer, 6 per 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
-
-from facefusion_obs.models import litert_model
 
 
 @dataclass(frozen=True)
@@ -26,6 +25,7 @@ class DetectorConfig:
 
 SHORT_RANGE = DetectorConfig("face_detection_short_range", 128, (8, 16, 16, 16), 2, 0.5)
 FULL_RANGE = DetectorConfig("face_detection_full_range_sparse", 192, (4,), 1, 0.5)
+CONFIGS = {c.model: c for c in (SHORT_RANGE, FULL_RANGE)}
 
 
 def ssd_anchors(size: int, strides: tuple[int, ...], anchors_per_layer: int) -> np.ndarray:
@@ -80,24 +80,30 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, kps: np.ndarray, iou_thr
 
 
 class FaceDetector:
-    """``get(rgb) -> list[Detection]`` on the whole frame, letterboxed to the model's square input."""
+    """``get(rgb) -> list[Detection]`` on the whole frame, letterboxed to the model's square input.
 
-    def __init__(self, config: DetectorConfig = SHORT_RANGE) -> None:
-        self.config = config
-        self.model = None
-        self.anchors = ssd_anchors(config.size, config.strides, config.anchors_per_layer)
+    Loaded by the model pool under either detector's manifest name, e.g.
+    ``pool.load(FaceDetector, SHORT_RANGE.model)``; the name picks the anchor layout.
+    """
+
+    model_name: str | None = None  # two models share this class: the pool is told which
+
+    def __init__(self, file: Any, session: Any) -> None:
+        if file.name not in CONFIGS:
+            raise ValueError(f"{file.name!r} is not a face detection model (known: {', '.join(CONFIGS)})")
+        self.config = CONFIGS[file.name]
+        self.path = file.path
+        self.model = session
+        self.anchors = ssd_anchors(self.config.size, self.config.strides, self.config.anchors_per_layer)
 
     def prepare(self) -> FaceDetector:
-        if self.model is None:
-            self.model = litert_model(self.config.model)
-            n = self.model.outputs[0]["shape"][1]
-            if n != len(self.anchors):
-                raise RuntimeError(f"{self.config.model}: model emits {n} boxes but {len(self.anchors)} "
-                                   "anchors were generated")
+        n = self.model.outputs[0]["shape"][1]
+        if n != len(self.anchors):
+            raise RuntimeError(f"{self.config.model}: model emits {n} boxes but {len(self.anchors)} "
+                               "anchors were generated")
         return self
 
     def get(self, rgb: np.ndarray, min_score: float | None = None) -> list[Detection]:
-        self.prepare()
         size = self.config.size
         h, w = rgb.shape[:2]
         scale = size / max(h, w)

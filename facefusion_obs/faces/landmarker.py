@@ -8,12 +8,12 @@ landmarks when tracking, so the crop follows head roll instead of losing the fac
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
 
 from facefusion_obs.faces.detector import Detection
-from facefusion_obs.models import litert_model
 
 INPUT_SIZE = 192
 ROI_SCALE = 1.5
@@ -68,18 +68,21 @@ def roi_from_landmarks(points: np.ndarray) -> Roi:
 
 
 class FaceLandmarker:
-    """``get(rgb, roi) -> (landmarks (468, 3) in frame pixels, presence 0..1)``."""
+    """``get(rgb, roi) -> (landmarks (468, 3) in frame pixels, presence 0..1)``; ``pool.load(FaceLandmarker)``."""
 
-    def __init__(self) -> None:
-        self.model = None
+    model_name = "face_landmark"
+
+    def __init__(self, file: Any, session: Any) -> None:
+        self.path = file.path
+        self.model = session
 
     def prepare(self) -> FaceLandmarker:
-        if self.model is None:
-            self.model = litert_model("face_landmark")
+        if self.model.input_shapes[0] != (1, INPUT_SIZE, INPUT_SIZE, 3):
+            raise ValueError(f"{self.path}: not a face landmark model (input {self.model.input_shapes[0]}, "
+                             f"expected (1, {INPUT_SIZE}, {INPUT_SIZE}, 3))")
         return self
 
     def get(self, rgb: np.ndarray, roi: Roi) -> tuple[np.ndarray, float]:
-        self.prepare()
         a = roi.crop_to_frame()
         crop = cv2.warpAffine(rgb, a, (INPUT_SIZE, INPUT_SIZE),
                               flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)

@@ -13,24 +13,52 @@ from __future__ import annotations
 
 import ast
 from collections import defaultdict
-from dataclasses import dataclass
-from functools import lru_cache
+from typing import Any
 
 import numpy as np
-
-from facefusion_obs.models import model_path
 
 # eye corners of MediaPipe's 468-point layout (subject's right eye: 33 outer, 133 inner)
 EYE_CORNERS = ((33, 133), (263, 362))
 
 
-@dataclass(frozen=True)
 class MeshTopology:
-    triangles: np.ndarray  # (T, 3) int32: the tessellation plus the eye strips
-    face_oval: np.ndarray  # closed loop of outline vertices, in order
-    inner_mouth: np.ndarray  # closed loop around the mouth opening, in order
-    eyes: tuple[np.ndarray, ...]  # each eye opening's closed loop
-    ring: np.ndarray  # (468,) int: edges from the face outline (0 on the outline)
+    """The mesh as data, loaded through the model pool like any model: ``pool.load(MeshTopology)``.
+
+    Its "session" is the verified bytes of ``face_mesh_connections.py``; ``prepare`` parses them into
+    ``triangles`` (T, 3) int32 (the tessellation plus the eye strips), ``face_oval`` and ``inner_mouth``
+    (closed loops, in order), ``eyes`` (each eye opening's loop) and ``ring`` ((468,) edges from the
+    face outline, 0 on it).
+    """
+
+    model_name = "face_mesh_topology"
+
+    def __init__(self, file: Any, session: bytes) -> None:
+        self.path = file.path
+        self._source: bytes | None = session
+
+    def prepare(self) -> MeshTopology:
+        if self._source is not None:
+            self._parse(self._source.decode("utf-8"))
+            self._source = None
+        return self
+
+    def _parse(self, source: str) -> None:
+        sets = _literal_sets(source)
+        edges = np.array(sets["FACEMESH_TESSELATION"], np.int32).reshape(-1, 3, 2)
+        if not ((edges[:, 0, 1] == edges[:, 1, 0]) & (edges[:, 1, 1] == edges[:, 2, 0])).all():
+            raise ValueError(f"{self.path}: FACEMESH_TESSELATION is not a list of edge triplets")
+        mesh = edges[:, :, 0]
+        loops = _loops(mesh)
+        by_vertex = {v: loop for loop in loops for v in loop}
+        oval = max(loops, key=len)
+        mouth = by_vertex[13]  # 13: inner upper lip centre
+        eyes = tuple(by_vertex[a] for a, _ in EYE_CORNERS)
+        strips = [_eye_strip(loop, c) for loop, c in zip(eyes, EYE_CORNERS, strict=True)]
+        self.triangles: np.ndarray = np.concatenate([mesh, *strips]).astype(np.int32)
+        self.ring: np.ndarray = _rings(self.triangles, oval)
+        self.face_oval: np.ndarray = np.array(oval, np.int32)
+        self.inner_mouth: np.ndarray = np.array(mouth, np.int32)
+        self.eyes: tuple[np.ndarray, ...] = tuple(np.array(e, np.int32) for e in eyes)
 
 
 def _literal_sets(source: str) -> dict[str, list[tuple[int, int]]]:
@@ -104,24 +132,3 @@ def _rings(triangles: np.ndarray, outline: list[int], n: int = 468) -> np.ndarra
                     nxt.append(u)
         frontier = nxt
     return ring
-
-
-@lru_cache(maxsize=1)
-def load_topology() -> MeshTopology:
-    path = model_path("face_mesh_topology")
-    sets = _literal_sets(path.read_text(encoding="utf-8"))
-    edges = np.array(sets["FACEMESH_TESSELATION"], np.int32).reshape(-1, 3, 2)
-    if not ((edges[:, 0, 1] == edges[:, 1, 0]) & (edges[:, 1, 1] == edges[:, 2, 0])).all():
-        raise ValueError(f"{path}: FACEMESH_TESSELATION is not a list of edge triplets")
-    mesh = edges[:, :, 0]
-    loops = _loops(mesh)
-    by_vertex = {v: loop for loop in loops for v in loop}
-    oval = max(loops, key=len)
-    mouth = by_vertex[13]  # 13: inner upper lip centre
-    eyes = tuple(by_vertex[a] for a, _ in EYE_CORNERS)
-    strips = [_eye_strip(loop, c) for loop, c in zip(eyes, EYE_CORNERS, strict=True)]
-    triangles = np.concatenate([mesh, *strips]).astype(np.int32)
-    return MeshTopology(
-        triangles=triangles, ring=_rings(triangles, oval),
-        face_oval=np.array(oval, np.int32), inner_mouth=np.array(mouth, np.int32),
-        eyes=tuple(np.array(e, np.int32) for e in eyes))

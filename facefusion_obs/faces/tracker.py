@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -68,15 +69,16 @@ def _hold(old: Roi, new: Roi) -> Roi:
 
 
 class FaceTracker:
-    """``process(rgb, t) -> list[Face]`` for one stream (it owns the temporal state)."""
+    """``process(rgb, t) -> list[Face]`` for one stream (it owns the temporal state; the models come
+    from ``pool`` and are shared with every other tracker)."""
 
-    def __init__(self, max_faces: int = 1, detect_every: int = 15, min_presence: float = 0.5,
+    def __init__(self, pool: Any, max_faces: int = 1, detect_every: int = 15, min_presence: float = 0.5,
                  smoothing: bool = True) -> None:
         self.max_faces, self.detect_every, self.min_presence = max_faces, detect_every, min_presence
         self.smoothing = smoothing
-        self.detector = FaceDetector(SHORT_RANGE)
-        self.far_detector = FaceDetector(FULL_RANGE)
-        self.landmarker = FaceLandmarker()
+        self.detector = pool.load(FaceDetector, SHORT_RANGE.model)
+        self.far_detector = pool.load(FaceDetector, FULL_RANGE.model)
+        self.landmarker = pool.load(FaceLandmarker)
         self.tracks: list[_Track] = []
         self._ids = itertools.count(1)
         self._frame = 0
@@ -84,9 +86,7 @@ class FaceTracker:
         self.timings = {"detect": 0.0, "landmarks": 0.0}  # ms, last frame
 
     def prepare(self) -> FaceTracker:
-        self.detector.prepare()
-        self.far_detector.prepare()
-        self.landmarker.prepare()
+        """The models are loaded (and verified) when the tracker is built; kept for call sites' chaining."""
         return self
 
     def reset(self) -> None:

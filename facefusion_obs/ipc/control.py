@@ -98,6 +98,19 @@ def _stats(v: Any) -> bool:
     )
 
 
+def _engines(v: Any) -> bool:
+    """a list of at most 8 engines, each {name, available, reason, fix}"""
+    fields = {"name": _str(32), "available": lambda b: isinstance(b, bool), "reason": _str(500), "fix": _str(300)}
+    return isinstance(v, list) and len(v) <= 8 and all(
+        isinstance(e, dict) and e.keys() == fields.keys() and all(f(e[k]) for k, f in fields.items()) for e in v
+    )
+
+
+def _preset_names(v: Any) -> bool:
+    """a list of at most 512 preset names"""
+    return isinstance(v, list) and len(v) <= 512 and all(_str(64)(s) for s in v)
+
+
 _CHANNEL = _int(1, 2**31)
 _SIDE = _int(1, MAX_SIDE)
 _STATES = ("ready", "loading")
@@ -115,6 +128,8 @@ MESSAGES: dict[str, dict[str, Any]] = {
     "attached": {"channel": _CHANNEL, "shm": _shm_name},
     "status": {"state": lambda v: v in _STATES, "provider": _str(64), "channels": _stats},
     "error": {"channel": _int(0, 2**31), "message": _str(2000)},
+    # what can run (the worker is the one authority): sent after "ready" and whenever it changes
+    "catalog": {"engines": _engines, "presets": _preset_names, "provider": _str(64)},
 }
 
 

@@ -10,7 +10,7 @@ the prior alone, snapped to the image's edges by the same guided filter."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from facefusion_obs.config import validate_options
 from facefusion_obs.matting.despill import despill
@@ -23,15 +23,8 @@ from facefusion_obs.matting.temporal import TemporalSmoother
 from facefusion_obs.runtime.imageops import box_mean
 from facefusion_obs.runtime.xp import module_of
 
-# one segmenter for the whole process: the interpreter is shared anyway, this shares the wrapper
-_SEGMENTER: SelfieSegmenter | None = None
-
-
-def shared_segmenter() -> SelfieSegmenter:
-    global _SEGMENTER
-    if _SEGMENTER is None:
-        _SEGMENTER = SelfieSegmenter()
-    return _SEGMENTER
+if TYPE_CHECKING:
+    from facefusion_obs.runtime.pool import ModelPool
 
 
 def color_difference(rgb: Any, key: KeyColor) -> Any:
@@ -72,9 +65,15 @@ SPILL_BAND = 0.2  # of the frame height: how far screen light reaches into the s
 
 
 class Matter:
-    """Straight alpha and a despilled foreground for one stream; see the module docstring."""
+    """Straight alpha and a despilled foreground for one stream; see the module docstring.
 
-    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+    ``pool`` provides the segmentation model of the ``person`` modes; the chroma key needs no model,
+    so a Matter for ``off`` or ``chroma`` may be built without one.
+    """
+
+    def __init__(self, options: Mapping[str, Any] | None = None, pool: ModelPool | None = None) -> None:
+        self.pool = pool
+        self.segmenter: SelfieSegmenter | None = None
         self.plate = CleanPlate()
         self.subject = SubjectLevel(self.plate.cell)
         self.temporal = TemporalSmoother()
@@ -94,8 +93,12 @@ class Matter:
         self.levels = key_levels(merged["key_tolerance"], merged["key_softness"])
         self.despill_amount = float(merged["despill"])
         self.temporal.strength = float(merged["temporal"])
-        if "person" in self.mode:
-            shared_segmenter().prepare()  # fail now, with the fetch command, not on the first frame
+        if "person" in self.mode and self.segmenter is None:
+            if self.pool is None:
+                raise ValueError(f"matting mode {self.mode!r} needs the segmentation model: build the Matter "
+                                 "with a model pool")
+            # loaded now, so a missing model fails here with the fetch command, not on the first frame
+            self.segmenter = self.pool.load(SelfieSegmenter)
         if changed:
             self.reset()
 
@@ -113,7 +116,7 @@ class Matter:
             return rgb, xp.full((height, width), 255, dtype=xp.uint8)
         out_rgb = rgb
         if self.mode == "person":
-            prob = xp.asarray(shared_segmenter().get(rgb))
+            prob = xp.asarray(self.segmenter.get(rgb))
             alpha = self._refine(rgb, person_alpha(prob, height, width), eps=1e-2)
         else:
             key = self.key or self._auto_key or estimate_key_color(rgb)
@@ -121,7 +124,7 @@ class Matter:
             alpha = self._key(key_signal(rgb, key), height, width)
             weight = None
             if self.mode == "chroma+person":
-                prob = xp.asarray(shared_segmenter().get(rgb))
+                prob = xp.asarray(self.segmenter.get(rgb))
                 floor, ceiling = person_bounds(prob, height, width)
                 # despill spares only what the prior saved from the key (green clothing): skin that
                 # keyed solid is despilled as usual. Screen light bouncing onto the subject is
@@ -169,6 +172,6 @@ class Matter:
         return guided_refine(rgb, alpha, scale=scale, radius=2, eps=eps)
 
 
-def build_matter(options: Mapping[str, Any] | None = None) -> Matter:
-    """The pipeline's entry point (contract in the team brief)."""
-    return Matter(options)
+def build_matter(options: Mapping[str, Any] | None = None, pool: ModelPool | None = None) -> Matter:
+    """The pipeline's entry point."""
+    return Matter(options, pool)

@@ -1,9 +1,9 @@
 """Person segmentation with MediaPipe's selfie model (LiteRT, from the MediaPipe 0.10.21 wheel).
 
-One class per model, in the model-zoo style: ``prepare()`` loads the shared, SHA-256-verified
-interpreter (cached per file by the runtime layer, so every pipeline shares one copy) and ``get()``
-returns the person probability on the model's own 256x256 grid. The matting brings that grid to
-full resolution itself, which keeps the model call independent of the frame size.
+One class per model, in the model-zoo style: the model pool builds it from the verified file and its
+LiteRT session (``pool.load(SelfieSegmenter)``, one copy shared by every pipeline), ``prepare()`` reads
+the input size and ``get()`` returns the person probability on the model's own 256x256 grid. The
+matting brings that grid to full resolution itself, which keeps the model call independent of the frame size.
 """
 
 from __future__ import annotations
@@ -31,25 +31,20 @@ def _resize_host(image: numpy.ndarray, height: int, width: int) -> numpy.ndarray
 class SelfieSegmenter:
     """MediaPipe selfie segmentation (general model, 256x256 RGB in 0..1, sigmoid probability out)."""
 
-    def __init__(self, model_name: str = MODEL_NAME) -> None:
-        self.model_name = model_name
-        self.model: Any = None
+    model_name = MODEL_NAME
+
+    def __init__(self, file: Any, session: Any) -> None:
+        self.path = file.path
+        self.model: Any = session
         self.size = (256, 256)
 
     def prepare(self) -> SelfieSegmenter:
-        """Load the model (raises ModelUnavailable naming the fetch command when it is missing)."""
-        if self.model is None:
-            from facefusion_obs.models import model_path
-            from facefusion_obs.runtime.litert import load_litert
-
-            self.model = load_litert(model_path(self.model_name))
-            shape = self.model.input_shapes[0]
-            self.size = (int(shape[1]), int(shape[2]))
+        shape = self.model.input_shapes[0]
+        self.size = (int(shape[1]), int(shape[2]))
         return self
 
     def get(self, rgb: Any) -> numpy.ndarray:
         """Person probability (256, 256 float32 in 0..1, host array) for an RGB frame (H, W, 3 uint8)."""
-        self.prepare()
         height, width = self.size
         # strided sampling before the area resize keeps the host copy small for a GPU frame
         step = max(1, min(rgb.shape[0] // (2 * height), rgb.shape[1] // (2 * width)))

@@ -1,29 +1,27 @@
-"""Models: the manifest, SHA-256-verified paths and fetching.
+"""Models: the manifest, SHA-256 verification and fetching.
 
-``model_path(name)`` is the only way worker code gets a model file: it returns a path whose bytes
-matched the manifest's (or the user's pinned) SHA-256, or raises :class:`ModelUnavailable` with the
-command that fixes the problem.
+Worker code gets models only through :class:`facefusion_obs.runtime.pool.ModelPool`, which loads them
+from bytes checked by :func:`read_verified`. ``model_path(name)`` checks a file in place for the CLI
+(``models``, ``doctor``) and tests. Every refusal raises :class:`ModelUnavailable` with the command
+that fixes the problem, and a file that fails its check is moved aside.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from facefusion_obs.config import locations
 from facefusion_obs.models.errors import FetchError, LicenseNotAccepted, ModelUnavailable
 from facefusion_obs.models.manifest import ManifestError, ModelSpec, load_manifest
 from facefusion_obs.models.verify import load_pins, matches, quarantine, save_pin, sha256_file
 
-if TYPE_CHECKING:
-    from facefusion_obs.runtime.litert import LiteRTModel
-
 __all__ = [
     "EMBEDDED_MODELS", "FetchError", "LicenseNotAccepted", "ManifestError", "ModelSpec",
-    "ModelState", "ModelUnavailable", "ensure_embedded_models", "expected_sha256", "fetch",
-    "get_spec", "litert_model", "model_path", "model_state", "pin", "sha256_file",
+    "ModelState", "ModelUnavailable", "check_spec", "ensure_embedded_models", "expected_sha256", "fetch",
+    "fetch_hint", "get_spec", "model_path", "model_state", "pin", "read_verified", "sha256_file",
 ]
 
 # The models every installation gets: Apache-2.0, from the package index, needed by the defaults.
@@ -44,32 +42,62 @@ def expected_sha256(spec: ModelSpec) -> str | None:
     return spec.sha256 or load_pins().get(spec.name)
 
 
-def _fetch_hint(spec: ModelSpec) -> str:
+def fetch_hint(spec: ModelSpec) -> str:
+    """The command that installs ``spec``'s file, licence step included."""
     flag = " --accept-license" if spec.requires_license_acceptance else ""
     return f"facefusion-obs models fetch {spec.name}{flag}"
 
 
+def _expected_or_refuse(spec: ModelSpec, path: Path) -> str:
+    """The hash ``path`` must have; refuses a missing file or one nobody vouches for."""
+    if not path.is_file():
+        raise ModelUnavailable(f"model {spec.name!r} is not installed ({path} is missing); fetch it with: "
+                               f"{fetch_hint(spec)}  (or place the file there by hand)")
+    try:
+        expected = expected_sha256(spec)
+    except ValueError as exc:  # a corrupt pin file: name it, never a traceback
+        raise ModelUnavailable(str(exc)) from None
+    if expected is None:
+        raise ModelUnavailable(
+            f"model {spec.name!r} ({path}) has no published SHA-256, so it is not loaded. If you trust this "
+            f"file, pin its hash: facefusion-obs models pin {spec.name} {sha256_file(path)}")
+    return expected
+
+
+def _refuse(spec: ModelSpec, path: Path, expected: str) -> ModelUnavailable:
+    bad = quarantine(path)
+    return ModelUnavailable(f"model {spec.name!r} failed SHA-256 verification (expected {expected}); the "
+                            f"file was moved to {bad}; fetch it again with: {fetch_hint(spec)}")
+
+
+def read_verified(spec: ModelSpec, models_dir: Path) -> tuple[Path, bytes, str]:
+    """(path, bytes, sha256) of ``spec``'s file, read once; the bytes are the ones that were checked."""
+    path = Path(models_dir) / spec.file
+    expected = _expected_or_refuse(spec, path)
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != expected:
+        raise _refuse(spec, path, expected)
+    return path, data, digest
+
+
+def check_spec(spec: ModelSpec, models_dir: Path) -> Path:
+    """Verify ``spec``'s file in place (streamed, for availability and the CLI); returns its path."""
+    path = Path(models_dir) / spec.file
+    expected = _expected_or_refuse(spec, path)
+    if not matches(path, expected):
+        raise _refuse(spec, path, expected)
+    return path
+
+
 def model_path(name: str) -> Path:
-    """The verified file of model ``name`` in ``locations().models_dir``.
+    """The verified file of model ``name`` in ``locations().models_dir`` (CLI and tests; the worker
+    loads through the model pool, which verifies the very bytes it loads).
 
     Raises ModelUnavailable when it is missing, has no hash to check against, or fails the check
     (in which case the file is moved aside so it can never be loaded).
     """
-    spec = get_spec(name)
-    path = locations().models_dir / spec.file
-    if not path.is_file():
-        raise ModelUnavailable(f"model {name!r} is not installed ({path} is missing); fetch it with: "
-                               f"{_fetch_hint(spec)}  (or place the file there by hand)")
-    expected = expected_sha256(spec)
-    if expected is None:
-        raise ModelUnavailable(
-            f"model {name!r} ({path}) has no published SHA-256, so it is not loaded. If you trust this "
-            f"file, pin its hash: facefusion-obs models pin {name} {sha256_file(path)}")
-    if not matches(path, expected):
-        bad = quarantine(path)
-        raise ModelUnavailable(f"model {name!r} failed SHA-256 verification (expected {expected}); the "
-                               f"file was moved to {bad}; fetch it again with: {_fetch_hint(spec)}")
-    return path
+    return check_spec(get_spec(name), locations().models_dir)
 
 
 def fetch(name: str, *, accept_license: bool = False, ask: Callable[[str], bool] | None = None,
@@ -96,13 +124,6 @@ def ensure_embedded_models(quiet: bool = True) -> dict[str, Path]:
     return {name: fetch(name, quiet=quiet) for name in EMBEDDED_MODELS}
 
 
-def litert_model(name: str, num_threads: int | None = None) -> LiteRTModel:
-    """The shared, SHA-256-verified LiteRT model called ``name`` in the manifest."""
-    from facefusion_obs.runtime.litert import load_litert
-
-    return load_litert(model_path(name), num_threads)
-
-
 def pin(name: str, sha256: str) -> Path:
     """Record the user's trusted SHA-256 for a model whose manifest entry has none."""
     spec = get_spec(name)
@@ -125,7 +146,7 @@ def model_state(name: str, *, move_bad: bool = False) -> ModelState:
     spec = get_spec(name)
     path = locations().models_dir / spec.file
     if not path.is_file():
-        return ModelState(spec, path, "missing", _fetch_hint(spec))
+        return ModelState(spec, path, "missing", fetch_hint(spec))
     expected = expected_sha256(spec)
     if expected is None:
         return ModelState(spec, path, "unpinned", f"sha256 {sha256_file(path)}; pin it if you trust it")

@@ -7,9 +7,9 @@ hand-edited manifest is reported with the field that is wrong instead of surfaci
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from facefusion_obs.config import MODEL_MANIFEST
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _SAFE_FILE = re.compile(r"^[A-Za-z0-9_.-]+$")
 SOURCES = ("pypi", "url")
+MANIFEST_ENV = "FACEFUSION_OBS_MANIFEST"
 
 
 class ManifestError(ValueError):
@@ -126,12 +127,13 @@ def parse_manifest(data: Any, origin: str = "manifest") -> dict[str, ModelSpec]:
 
 
 def load_manifest(path: Path | None = None) -> dict[str, ModelSpec]:
-    """Specs by name from ``path`` (default: the project's ``models/manifest.json``)."""
-    return _load_cached(Path(path or MODEL_MANIFEST))
+    """Specs by name from ``path``, read afresh: the model pool holds the parsed manifest for as long as
+    it runs, so there is no module-level cache to go stale.
 
-
-@lru_cache(maxsize=8)
-def _load_cached(path: Path) -> dict[str, ModelSpec]:
+    The default is ``$FACEFUSION_OBS_MANIFEST`` when set (a manifest of your own, e.g. the tests' copy
+    that vouches for generated stand-ins), else the project's ``config.MODEL_MANIFEST``.
+    """
+    path = Path(path or os.environ.get(MANIFEST_ENV) or MODEL_MANIFEST)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

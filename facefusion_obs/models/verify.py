@@ -10,15 +10,12 @@ import hashlib
 import json
 import os
 import re
-import threading
 import time
 from pathlib import Path
 
 from facefusion_obs.config import locations
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_verified: dict[tuple[str, int, int, str], bool] = {}
-_lock = threading.Lock()
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -30,17 +27,10 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def matches(path: Path, expected: str) -> bool:
-    """True when ``path`` hashes to ``expected``. Remembered per (path, size, mtime) so the many
-    ``model_path`` calls of a running worker hash each file once, while a replaced file is re-hashed."""
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, expected)
-    with _lock:
-        if key in _verified:
-            return _verified[key]
-    ok = sha256_file(path) == expected
-    with _lock:
-        _verified[key] = ok
-    return ok
+    """True when ``path`` hashes to ``expected``. Never cached here: a cache keyed by size and mtime
+    accepts a same-size, same-mtime tamper; the model pool keeps its own stat-keyed availability cache
+    and always verifies the bytes it loads."""
+    return sha256_file(path) == expected
 
 
 def quarantine(path: Path) -> Path:

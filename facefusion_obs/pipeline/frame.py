@@ -7,7 +7,7 @@ swap hands its face mask to the matting as a region that must stay opaque.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -15,6 +15,9 @@ from facefusion_obs.config import validate_options
 from facefusion_obs.matting import build_matter
 from facefusion_obs.runtime.xp import module_of, to_numpy
 from facefusion_obs.swap import build_swapper
+
+if TYPE_CHECKING:
+    from facefusion_obs.runtime.pool import ModelPool
 
 
 def compose_rgba(rgb: Any, alpha: Any, out: np.ndarray | None = None) -> Any:
@@ -36,19 +39,26 @@ def compose_rgba(rgb: Any, alpha: Any, out: np.ndarray | None = None) -> Any:
 class FramePipeline:
     """One pipeline per stream: it owns the stream's temporal state (tracking, smoothing, matte history).
 
-    Models are shared between pipelines by the stages' own loaders, so many channels load them once.
+    Models come from ``pool``, which the caller owns and shares between pipelines, so many channels
+    load them once.
     """
 
-    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, options: Mapping[str, Any] | None, pool: ModelPool) -> None:
         self.options = validate_options(dict(options or {}))
-        self.swapper = build_swapper(self.options)
-        self.matter = build_matter(self.options)
+        self.pool = pool
+        self.swapper = build_swapper(self.options, pool)
+        self.matter = build_matter(self.options, pool)
 
     def configure(self, options: Mapping[str, Any]) -> None:
         """Apply changed options live; stages keep their state where the change allows it."""
         self.options = validate_options({**self.options, **options})
         self.swapper.configure(self.options)
         self.matter.configure(self.options)
+
+    def recheck(self) -> list[str]:
+        """Follow model availability (a model fetched or removed meanwhile); returns the notes to show."""
+        self.swapper.recheck()
+        return self.swapper.take_notes()
 
     def process(self, bgra: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """The RGBA result of one BGRA frame, written into ``out`` when one is given."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -11,6 +12,9 @@ import numpy as np
 from facefusion_obs.faces.detector import FULL_RANGE, SHORT_RANGE, FaceDetector
 from facefusion_obs.faces.landmarker import FaceLandmarker, roi_from_detection, roi_from_landmarks
 from facefusion_obs.presets.names import PresetError
+
+if TYPE_CHECKING:
+    from facefusion_obs.runtime.pool import ModelPool
 
 TEXTURE_SIZE = 384
 THUMB_SIZE = 128
@@ -50,9 +54,20 @@ def read_rgb(path: Path) -> np.ndarray:
     return np.ascontiguousarray(bgr[..., ::-1])
 
 
-def analyse_photo(rgb: np.ndarray, label: str, face_index: int | None = None) -> SourcePhoto:
-    """Landmarks of one face in ``rgb``. Several faces need ``face_index`` (0 = largest)."""
-    found = FaceDetector(SHORT_RANGE).get(rgb) or FaceDetector(FULL_RANGE).get(rgb)
+def analyse_photo(rgb: np.ndarray, label: str, face_index: int | None = None,
+                  pool: ModelPool | None = None) -> SourcePhoto:
+    """Landmarks of one face in ``rgb``. Several faces need ``face_index`` (0 = largest).
+
+    The face models come from ``pool``; without one (``presets add`` on the command line) a pool is
+    opened for this call and closed after it.
+    """
+    if pool is None:
+        from facefusion_obs.runtime.pool import ModelPool
+
+        with ModelPool() as own:
+            return analyse_photo(rgb, label, face_index, own)
+    found = (pool.load(FaceDetector, SHORT_RANGE.model).get(rgb)
+             or pool.load(FaceDetector, FULL_RANGE.model).get(rgb))
     if not found:
         raise PresetError(f"no face found in {label}")
     found.sort(key=lambda d: -float(np.prod(d.box[2:] - d.box[:2])))
@@ -62,7 +77,7 @@ def analyse_photo(rgb: np.ndarray, label: str, face_index: int | None = None) ->
     index = face_index or 0
     if not 0 <= index < len(found):
         raise PresetError(f"{label}: --face {index} is out of range (found {len(found)} faces)")
-    marker = FaceLandmarker()
+    marker = pool.load(FaceLandmarker)
     points, presence = marker.get(rgb, roi_from_detection(found[index]))
     for _ in range(2):  # re-frame on the landmarks, as tracking does, for the steadiest fit
         points, presence = marker.get(rgb, roi_from_landmarks(points))

@@ -1,14 +1,14 @@
-"""LiteRT (TensorFlow Lite) models on the CPU, loaded once per file and shared by every pipeline.
+"""LiteRT (TensorFlow Lite) sessions on the CPU, built from verified bytes.
 
-A LiteRT interpreter is not re-entrant, so each loaded model carries a lock; the MediaPipe models run
-in 1-3 ms, so serialising calls from several channels costs little and keeps memory at one copy.
+The model pool (``runtime/pool.py``) creates one session per model and shares it between every
+pipeline. A LiteRT interpreter is not re-entrant, so each session carries a lock; the MediaPipe models
+run in 1-3 ms, so serialising calls from several channels costs little and keeps memory at one copy.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,12 +27,16 @@ def default_threads() -> int:
     return max(1, min(4, (os.cpu_count() or 2) // 2))
 
 
-class LiteRTModel:
-    """One .tflite file. ``run(*inputs)`` returns outputs in the model's output order."""
+class LiteRTSession:
+    """One .tflite model from its verified bytes. ``run(*inputs)`` returns outputs in the model's order.
 
-    def __init__(self, path: Path, num_threads: int | None = None) -> None:
-        self.path = Path(path)
-        self.interpreter = _interpreter_class()(model_path=str(self.path),
+    ``label`` (the file name) names the model in errors.
+    """
+
+    def __init__(self, data: bytes, label: str, num_threads: int | None = None) -> None:
+        self.label = label
+        self._data = data  # the interpreter reads the flatbuffer in place: keep it alive as long as we are
+        self.interpreter = _interpreter_class()(model_content=data,
                                                 num_threads=num_threads or default_threads())
         self.interpreter.allocate_tensors()
         self.inputs = self.interpreter.get_input_details()
@@ -49,28 +53,13 @@ class LiteRTModel:
 
     def run(self, *inputs: np.ndarray) -> list[np.ndarray]:
         if len(inputs) != len(self.inputs):
-            raise ValueError(f"{self.path.name} takes {len(self.inputs)} inputs, got {len(inputs)}")
+            raise ValueError(f"{self.label} takes {len(self.inputs)} inputs, got {len(inputs)}")
         with self.lock:
             for detail, array in zip(self.inputs, inputs, strict=True):
                 shape = tuple(int(v) for v in detail["shape"])
                 if tuple(array.shape) != shape:
-                    raise ValueError(f"{self.path.name}: input {detail['name']!r} must have shape {shape}, "
+                    raise ValueError(f"{self.label}: input {detail['name']!r} must have shape {shape}, "
                                      f"got {tuple(array.shape)}")
                 self.interpreter.set_tensor(detail["index"], np.ascontiguousarray(array, detail["dtype"]))
             self.interpreter.invoke()
             return [self.interpreter.get_tensor(d["index"]).copy() for d in self.outputs]
-
-
-_models: dict[tuple[str, int | None], LiteRTModel] = {}
-_models_lock = threading.Lock()
-
-
-def load_litert(path: Path, num_threads: int | None = None) -> LiteRTModel:
-    """The shared LiteRTModel for ``path`` (pass a path from ``models.model_path``: it is verified)."""
-    key = (str(Path(path).resolve()), num_threads)
-    with _models_lock:
-        model = _models.get(key)
-        if model is None:
-            model = _models[key] = LiteRTModel(Path(path), num_threads)
-        return model
-

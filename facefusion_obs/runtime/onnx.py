@@ -1,4 +1,4 @@
-"""onnxruntime sessions: execution-provider choice, one shared session per model, device-resident I/O.
+"""onnxruntime sessions: execution-provider choice, sessions from verified bytes, device-resident I/O.
 
 Provider order is TensorRT (fp16, engine and timing caches under ``locations().cache_dir``) → CUDA →
 CPU, taken from what the *installed* onnxruntime build offers (``onnxruntime-gpu`` lists the first
@@ -7,7 +7,8 @@ TensorRT libraries, a driver too old) is dropped and the next one tried, so a br
 to the CPU instead of a black stream. The provider a session *actually* runs on is reported back
 (``OnnxModel.provider``) because onnxruntime may silently fall back and the streamer must see that.
 
-Sessions are cached per (file, providers): every FramePipeline in the worker shares one loaded model.
+Sessions are created from the bytes the model pool verified (``runtime/pool.py``), and the pool shares
+each loaded model between every FramePipeline of the process; nothing is cached here.
 
 I/O goes through ``IOBinding`` for numpy and cupy arrays alike (device type ``cpu`` or ``cuda``, bound by
 pointer), so on a GPU the pixels never leave the device between stages, and the very same code path
@@ -17,7 +18,6 @@ is what the CPU tests exercise.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -73,6 +73,8 @@ def select_providers(available: Sequence[str] | None = None, *, fp16: bool = Tru
     return chosen
 
 
+# Process-wide on purpose: this loads shared libraries into the process, which happens once per
+# process whatever the number of pools (a second dlopen is a no-op); it is not model state.
 _PRELOADED = False
 
 
@@ -108,7 +110,7 @@ def preload_gpu_libraries() -> None:
         log.debug("TensorRT libraries not preloaded: %s", exc)
 
 
-def _create(path: Path, providers: list[tuple[str, dict[str, Any]]]) -> Any:
+def _create(model: bytes | Path, providers: list[tuple[str, dict[str, Any]]]) -> Any:
     import onnxruntime
 
     if any(name != CPU for name, _ in providers):
@@ -120,13 +122,16 @@ def _create(path: Path, providers: list[tuple[str, dict[str, Any]]]) -> Any:
     # Idle intra-op threads otherwise spin for a while after each run, stealing the cores that the
     # paste-back and matting need right after inference (measured: paste-back 2-3x slower on 2 cores).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return onnxruntime.InferenceSession(str(path), sess_options=options,
+    source = model if isinstance(model, bytes) else str(model)
+    return onnxruntime.InferenceSession(source, sess_options=options,
                                         providers=[name for name, _ in providers],
                                         provider_options=[opts for _, opts in providers])
 
 
-def create_session(path: Path, providers: list[tuple[str, dict[str, Any]]] | None = None) -> tuple[Any, str]:
-    """Open ``path`` on the best provider that actually starts; returns (session, provider in use).
+def create_session(model: bytes | Path, providers: list[tuple[str, dict[str, Any]]] | None = None, *,
+                   label: str = "") -> tuple[Any, str]:
+    """Open ``model`` (verified bytes, or a path for a probe) on the best provider that actually starts;
+    returns (session, provider in use). ``label`` names the model in messages.
 
     When creating the session fails with a GPU provider in the list, that provider is dropped and the
     next tried: a TensorRT build error must cost quality, never the stream.
@@ -135,42 +140,22 @@ def create_session(path: Path, providers: list[tuple[str, dict[str, Any]]] | Non
         providers = select_providers()
     if TENSORRT in [name for name, _ in providers]:
         tensorrt_cache_dir().mkdir(parents=True, exist_ok=True)
+    label = label or (Path(model).name if not isinstance(model, bytes) else "model")
     remaining = list(providers)
     while True:
         try:
-            session = _create(path, remaining)
+            session = _create(model, remaining)
         except Exception as exc:
             if len(remaining) <= 1:
-                raise RuntimeError(f"onnxruntime cannot open model {path}: {exc}") from exc
-            log.warning("provider %s failed for %s (%s); trying %s", remaining[0][0], path.name, exc,
+                raise RuntimeError(f"onnxruntime cannot open model {label}: {exc}") from exc
+            log.warning("provider %s failed for %s (%s); trying %s", remaining[0][0], label, exc,
                         remaining[1][0])
             remaining = remaining[1:]
             continue
         in_use = session.get_providers()[0]
         if in_use != remaining[0][0]:
-            log.warning("%s: asked for %s, onnxruntime runs it on %s", path.name, remaining[0][0], in_use)
+            log.warning("%s: asked for %s, onnxruntime runs it on %s", label, remaining[0][0], in_use)
         return session, in_use
-
-
-_SESSIONS: dict[tuple[str, tuple[str, ...]], tuple[Any, str]] = {}
-_SESSIONS_LOCK = threading.Lock()
-
-
-def shared_session(path: Path, providers: list[tuple[str, dict[str, Any]]] | None = None) -> tuple[Any, str]:
-    """One session per (file, provider list) in this process: many pipelines, one copy of the weights."""
-    if providers is None:
-        providers = select_providers()
-    key = (str(Path(path).resolve()), tuple(name for name, _ in providers))
-    with _SESSIONS_LOCK:
-        if key not in _SESSIONS:
-            _SESSIONS[key] = create_session(Path(path), providers)
-        return _SESSIONS[key]
-
-
-def clear_sessions() -> None:
-    """Forget cached sessions (a model file was replaced, or tests want a fresh start)."""
-    with _SESSIONS_LOCK:
-        _SESSIONS.clear()
 
 
 def device_of(provider: str) -> str:
@@ -181,29 +166,31 @@ def device_of(provider: str) -> str:
 class OnnxModel:
     """Base of the one-class-per-model wrappers (insightface model_zoo style: ``prepare``, then ``get``).
 
-    Subclasses fix the input/output contract; this class owns the session, the provider report, the
-    fixed output shapes and the IOBinding run.
+    Built by the model pool from a verified file and the session made from its bytes. Subclasses fix
+    the input/output contract; this class owns the session, the provider report, the fixed output
+    shapes and the IOBinding run.
     """
 
+    #: the manifest entry a subclass loads by default
+    model_name: str | None = None
     #: output shape per output name when the model leaves it symbolic; subclasses fill this in
     output_shapes: Mapping[str, tuple[int, ...]] = {}
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.session: Any = None
-        self.provider = ""
+    def __init__(self, file: Any, session: Any) -> None:
+        self.path = Path(file.path)
+        self.sha256: str = file.sha256
+        self.session: Any = session
+        self.provider: str = session.get_providers()[0]
         self.input_names: list[str] = []
         self.input_dtypes: dict[str, Any] = {}
         self.output_names: list[str] = []
         self.output_dtypes: dict[str, Any] = {}
 
-    def prepare(self, providers: list[tuple[str, dict[str, Any]]] | None = None, *,
-                warm_up: bool = True) -> str:
-        """Open (or reuse) the shared session and run once, so TensorRT builds its engine now, not on frame 1.
+    def prepare(self, *, warm_up: bool = True) -> str:
+        """Check the contract and run once, so TensorRT builds its engine now, not on frame 1.
 
         Returns the provider actually in use.
         """
-        self.session, self.provider = shared_session(self.path, providers)
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         self.input_names = [i.name for i in inputs]
         self.input_dtypes = {i.name: _ORT_TYPES.get(i.type, np.float32) for i in inputs}
@@ -249,7 +236,7 @@ class OnnxModel:
         Inputs are cast to the dtype the model declares (the fp16 inswapper takes float16), and outputs
         are written into arrays allocated here so that IOBinding never has to copy them out.
         """
-        if self.session is None:
+        if not self.input_names:
             raise RuntimeError(f"{type(self).__name__}.prepare() was not called for {self.path.name}")
         first = next(iter(feeds.values()))
         xp = module_of(first)

@@ -19,21 +19,21 @@ through IOBinding, and paste-back all run on the device; only the 2x3 matrices l
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
-import threading
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from facefusion_obs.config import locations
-from facefusion_obs.runtime.onnx import CPU, OnnxModel, select_providers
+from facefusion_obs.runtime.onnx import CPU, OnnxModel
 from facefusion_obs.runtime.xp import module_of
 from facefusion_obs.swap.align import align_crop, five_from_mesh, paste_back, soft_crop_mask
+
+if TYPE_CHECKING:
+    from facefusion_obs.runtime.pool import ModelPool, VerifiedFile
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,8 @@ def from_nchw(output: Any) -> Any:
 class ArcFace(OnnxModel):
     """w600k_r50: aligned 112 crop → raw 512-d embedding (normalise with ``normed``)."""
 
+    model_name = "arcface_w600k_r50"
+
     def check_contract(self) -> None:
         inputs = self.session.get_inputs()
         if len(inputs) != 1 or list(inputs[0].shape[1:]) != [3, ARCFACE_SIZE, ARCFACE_SIZE]:
@@ -113,13 +115,14 @@ class ArcFace(OnnxModel):
 
 
 class InSwapper(OnnxModel):
-    """inswapper_128 (or its fp16 twin): aligned 128 crop + latent → swapped crop."""
+    """inswapper_128 (or its fp16 twin, loaded by name): aligned 128 crop + latent → swapped crop."""
 
+    model_name = "inswapper_128"
     output_shapes: Mapping[str, tuple[int, ...]] = {"output": (1, 3, SWAP_SIZE, SWAP_SIZE)}
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
-        self.emap = read_emap(self.path)
+    def __init__(self, file: VerifiedFile, session: Any) -> None:
+        super().__init__(file, session)
+        self.emap = read_emap(file)
 
     def check_contract(self) -> None:
         shapes = {i.name: list(i.shape) for i in self.session.get_inputs()}
@@ -146,16 +149,15 @@ class InSwapper(OnnxModel):
         return self.run({"target": blob, "source": latent})[0]
 
 
-def read_emap(path: Path) -> np.ndarray:
-    """The 512x512 ``emap`` initializer (the graph's last one, where insightface reads it).
+def read_emap(file: VerifiedFile) -> np.ndarray:
+    """The 512x512 ``emap`` initializer (the graph's last one, where insightface reads it), from the
+    verified bytes the session was made from.
 
     Parsing a 530 MB protobuf costs seconds and a gigabyte, so the matrix is cached as a plain ``.npz``
-    (``allow_pickle=False``) keyed by the file's size and modification time; ``model_path`` has already
-    verified the file's SHA-256 before we get here.
+    (``allow_pickle=False``) keyed by the bytes' SHA-256.
     """
-    path = Path(path)
-    st = path.stat()
-    cache = locations().cache_dir / "emap" / f"{path.stem}-{st.st_size}-{st.st_mtime_ns}.npz"
+    path = file.path
+    cache = locations().cache_dir / "emap" / f"{path.stem}-{file.sha256[:32]}.npz"
     if cache.is_file():
         with np.load(cache, allow_pickle=False) as data:
             emap = data["emap"]
@@ -166,7 +168,7 @@ def read_emap(path: Path) -> np.ndarray:
         from onnx import numpy_helper
     except ImportError as exc:
         raise RuntimeError("reading inswapper's emap needs the 'onnx' package (pip install onnx)") from exc
-    model = onnx.load(str(path), load_external_data=False)
+    model = onnx.load_from_string(file.data)
     inits = list(model.graph.initializer)
     named = [i for i in inits if i.name == "emap"]
     candidate = named[0] if named else (inits[-1] if inits else None)
@@ -189,28 +191,6 @@ def swapper_model_names(provider: str) -> tuple[str, ...]:
     return ("inswapper_128_fp16", "inswapper_128")
 
 
-# ------------------------------------------------------------------------------ models, shared
-_MODELS: dict[tuple[str, str], OnnxModel] = {}
-_MODELS_LOCK = threading.Lock()
-
-
-def _shared(cls: type[OnnxModel], path: Path) -> Any:
-    """One prepared (warmed-up) instance per model file in the process, whatever the number of streams."""
-    key = (cls.__name__, str(Path(path).resolve()))
-    with _MODELS_LOCK:
-        if key not in _MODELS:
-            model = cls(path)
-            model.prepare(select_providers())
-            log.info("%s: %s on %s", cls.__name__, Path(path).name, model.provider)
-            _MODELS[key] = model
-        return _MODELS[key]
-
-
-def clear_models() -> None:
-    with _MODELS_LOCK:
-        _MODELS.clear()
-
-
 def fetch_instructions(missing: Mapping[str, str]) -> str:
     """The exact commands that make the inswapper engine available, licence step included."""
     names = " ".join(missing)
@@ -220,52 +200,30 @@ def fetch_instructions(missing: Mapping[str, str]) -> str:
             f"that licence and fetch them, run: facefusion-obs models fetch {names} --accept-license")
 
 
-def load_models(provider_hint: str | None = None) -> tuple[ArcFace, InSwapper]:
-    """The verified, prepared ArcFace and inswapper models, or ModelUnavailable with the fix."""
-    from facefusion_obs.models import ModelUnavailable, model_path
+def load_models(pool: ModelPool) -> tuple[ArcFace, InSwapper]:
+    """The verified, prepared ArcFace and inswapper models from ``pool``, or ModelUnavailable with the fix.
 
-    best = provider_hint or select_providers()[0][0]
-    missing: dict[str, str] = {}
-    arc_path = swap_path = None
+    Which inswapper file is used follows the provider (``swapper_model_names``) among those installed.
+    """
+    from facefusion_obs.models import ModelUnavailable
+    from facefusion_obs.swap import engine_status
+
+    status = engine_status(pool, "inswapper")
+    if not status.available:
+        raise ModelUnavailable(fetch_instructions(status.missing))
+    names = [n for n in swapper_model_names(pool.providers[0][0]) if not pool.check(n)]
     try:
-        arc_path = model_path("arcface_w600k_r50")
-    except ModelUnavailable as exc:
-        missing["arcface_w600k_r50"] = str(exc)
-    for name in swapper_model_names(best):
-        try:
-            swap_path = model_path(name)
-            break
-        except ModelUnavailable as exc:
-            if name == "inswapper_128":  # the fp16 file is optional; ask for the one with a pinned hash
-                missing[name] = str(exc)
-    if swap_path is not None:
-        missing.pop("inswapper_128", None)
-    if missing or arc_path is None or swap_path is None:
-        raise ModelUnavailable(fetch_instructions(missing))
-    try:
-        return _shared(ArcFace, arc_path), _shared(InSwapper, swap_path)
+        return pool.load(ArcFace), pool.load(InSwapper, names[0])
     except (RuntimeError, ValueError) as exc:  # verified bytes, yet unusable: still never a black stream
         raise ModelUnavailable(f"the inswapper engine's models could not be opened ({exc}); "
                                f"re-fetch them: facefusion-obs models fetch arcface_w600k_r50 "
-                               f"{swap_path.stem} --force --accept-license") from exc
+                               f"{names[0]} --force --accept-license") from exc
 
 
 def identity_key(arcface: ArcFace) -> str:
     """The preset cache key: names the model *and* its bytes, so embeddings made with one file (a
     stand-in, an older download) are never reused with another."""
-    from facefusion_obs.models.verify import sha256_file
-
-    return f"arcface_w600k_r50_{_file_digest(arcface.path, sha256_file)[:16]}"
-
-
-@functools.lru_cache(maxsize=16)
-def _digest_cached(path: str, size: int, mtime: int, digest: Any) -> str:
-    return digest(Path(path))
-
-
-def _file_digest(path: Path, digest: Any) -> str:
-    st = Path(path).stat()
-    return _digest_cached(str(Path(path).resolve()), st.st_size, st.st_mtime_ns, digest)
+    return f"arcface_w600k_r50_{arcface.sha256[:16]}"
 
 
 def preset_identity(preset: Any, arcface: ArcFace) -> np.ndarray:
@@ -288,19 +246,17 @@ class InswapperSwapper:
     preset's identity and pasted back on its ROI through a soft mask; the mask (H, W float32) is the
     matting's opaque region. Frames pass through unchanged without a preset or a face.
     Construction raises ModelUnavailable (with the fetch command) when the models are not there, which
-    ``build_swapper`` turns into a fallback to ``mesh``.
+    the swap stage turns into a fallback to ``mesh``.
     """
 
     engine = "inswapper"
 
-    def __init__(self, options: Mapping[str, Any], models: tuple[ArcFace, InSwapper] | None = None) -> None:
-        """``models`` (prepared ArcFace and InSwapper) replaces the manifest lookup; the benchmark uses it
-        to time generated stand-ins without registering them."""
+    def __init__(self, options: Mapping[str, Any], pool: ModelPool) -> None:
         from facefusion_obs.faces import FaceTracker
 
-        self.arcface, self.swapper = models or load_models()
+        self.arcface, self.swapper = load_models(pool)
         self.provider = self.swapper.provider
-        self.tracker = FaceTracker(max_faces=int(options.get("max_faces", 1)))
+        self.tracker = FaceTracker(pool, max_faces=int(options.get("max_faces", 1)))
         self.options: dict[str, Any] = {}
         from facefusion_obs.presets import PresetWatcher
 

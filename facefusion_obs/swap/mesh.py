@@ -26,7 +26,7 @@ from facefusion_obs.runtime.imageops import box_mean
 from facefusion_obs.runtime.xp import module_of, to_numpy
 
 if TYPE_CHECKING:
-    pass
+    from facefusion_obs.runtime.pool import ModelPool
 
 log = logging.getLogger(__name__)
 
@@ -246,12 +246,12 @@ class MeshSwapper:
 
     engine = "mesh"
 
-    def __init__(self, options: Mapping[str, Any]) -> None:
+    def __init__(self, options: Mapping[str, Any], pool: ModelPool) -> None:
         from facefusion_obs.faces import FaceTracker
-        from facefusion_obs.faces.topology import load_topology
+        from facefusion_obs.faces.topology import MeshTopology
 
-        self.topology = load_topology()
-        self.tracker = FaceTracker(max_faces=int(options.get("max_faces", 1)))
+        self.topology = pool.load(MeshTopology)
+        self.tracker = FaceTracker(pool, max_faces=int(options.get("max_faces", 1)))
         self.options: dict[str, Any] = {}
         from facefusion_obs.presets import PresetWatcher
 

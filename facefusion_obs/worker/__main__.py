@@ -12,6 +12,8 @@ import threading
 from multiprocessing import AuthenticationError
 
 from facefusion_obs.ipc.control import ControlConnection, Endpoint, ProtocolError
+from facefusion_obs.models.manifest import ManifestError
+from facefusion_obs.runtime.pool import ModelPool
 from facefusion_obs.worker.server import Worker
 
 CONNECT_DEADLINE_S = 30.0
@@ -42,7 +44,13 @@ def main() -> int:
     finally:
         timer.cancel()
         listener.close()
-    Worker(conn, doorbell=endpoint.doorbell).run()
+    try:
+        pool = ModelPool()
+    except ManifestError as exc:  # a broken manifest: say which field, and leave
+        log.error("%s", exc)
+        return 2
+    with pool:  # every channel's models, loaded once; closed when OBS goes
+        Worker(conn, pool, doorbell=endpoint.doorbell).run()
     return 0
 
 

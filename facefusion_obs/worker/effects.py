@@ -8,10 +8,13 @@ face swap and matting (imported lazily so the diagnostics never pay for model lo
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:
+    from facefusion_obs.runtime.pool import ModelPool
 
 
 class Effect(Protocol):
@@ -49,13 +52,6 @@ def positional_alpha(height: int, width: int) -> np.ndarray:
     return (255 - (x + 2 * y) % 128).astype(np.uint8)
 
 
-def expected_test_pattern(bgra: np.ndarray) -> np.ndarray:
-    """The expected output of the test-pattern effect: inverted RGB and the positional alpha."""
-    out = np.empty(bgra.shape, np.uint8)
-    TestPattern().process(bgra, out)
-    return out
-
-
 class TestPattern:
     """Inverted RGB and a positional alpha: every output pixel is predictable from its input."""
 
@@ -82,13 +78,17 @@ class TestPattern:
 class PipelineEffect:
     """Face swap and matting through :class:`facefusion_obs.pipeline.frame.FramePipeline`."""
 
-    def __init__(self, options: Mapping[str, Any]) -> None:
+    def __init__(self, options: Mapping[str, Any], pool: ModelPool) -> None:
         from facefusion_obs.pipeline.frame import FramePipeline
 
-        self.pipeline = FramePipeline(options)
+        self.pipeline = FramePipeline(options, pool)
 
     def configure(self, options: Mapping[str, Any]) -> None:
         self.pipeline.configure(options)
+
+    def recheck(self) -> list[str]:
+        """Follow model availability; the notes (engine transitions) go to the status line."""
+        return self.pipeline.recheck()
 
     def in_use(self) -> tuple[str, str, str]:
         options = self.pipeline.options
@@ -107,6 +107,6 @@ class PipelineEffect:
 EFFECTS = {"passthrough": Passthrough, "test-pattern": TestPattern, "pipeline": PipelineEffect}
 
 
-def build_effect(options: Mapping[str, Any]) -> Effect:
+def build_effect(options: Mapping[str, Any], pool: ModelPool) -> Effect:
     kind = EFFECTS[options["effect"]]
-    return kind(options) if kind is PipelineEffect else kind()
+    return PipelineEffect(options, pool) if kind is PipelineEffect else kind()

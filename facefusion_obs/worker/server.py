@@ -12,7 +12,7 @@ import os
 import selectors
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,13 +20,18 @@ from facefusion_obs.config import default_options, validate_options
 from facefusion_obs.ipc.control import ControlConnection, ProtocolError
 from facefusion_obs.ipc.frames import CorruptHeader, FrameChannel
 from facefusion_obs.ipc.shm import ShmError, unlink
+from facefusion_obs.worker.catalog import Catalog
 from facefusion_obs.worker.effects import EFFECTS, Effect, Passthrough, build_effect
+
+if TYPE_CHECKING:
+    from facefusion_obs.runtime.pool import ModelPool
 
 log = logging.getLogger("facefusion_obs.worker")
 
 STATUS_EVERY_S = 0.5
 IDLE_POLL_S = 0.05
 ERROR_REPORT_EVERY_S = 5.0
+RECHECK_EVERY_S = 1.0  # models and presets folders: a stat per file, a hash only for a changed file
 
 
 @dataclass
@@ -48,8 +53,15 @@ class Channel:
 
 
 class Worker:
-    def __init__(self, conn: ControlConnection, provider: str = "cpu", doorbell: int | None = None) -> None:
+    """Serves the channels with models from ``pool`` (owned by the caller) and advertises the catalog."""
+
+    def __init__(self, conn: ControlConnection, pool: ModelPool, provider: str = "cpu",
+                 doorbell: int | None = None) -> None:
         self.conn = conn
+        self.pool = pool
+        self.catalog = Catalog(pool)
+        self._catalog_sent: dict[str, Any] | None = None
+        self._recheck_at = 0.0
         self.doorbell = doorbell
         self._selector: selectors.BaseSelector | None = None
         self.provider = provider
@@ -103,7 +115,7 @@ class Worker:
         try:
             if rebuild:
                 self._set_loading(True)
-                ch.effect = build_effect(new)
+                ch.effect = build_effect(new, self.pool)
             else:
                 ch.effect.configure(new)
         except Exception as exc:  # a bad preset or missing model must not take the worker down
@@ -112,6 +124,34 @@ class Worker:
             ch.effect = Passthrough()
         finally:
             self._set_loading(False)
+        self._recheck(force=True)  # every configure re-checks what can run
+
+    # ------------------------------------------------------------------------------ availability
+    def _recheck(self, force: bool = False) -> None:
+        """Follow the models and presets folders: let each channel's engine follow what can run now
+        (leaving a note on each transition), then advertise the catalog if it changed."""
+        now = time.monotonic()
+        if not force and now - self._recheck_at < RECHECK_EVERY_S:
+            return
+        self._recheck_at = now
+        for ch in list(self.channels.values()):
+            recheck = getattr(ch.effect, "recheck", None)
+            if recheck is None:
+                continue
+            try:
+                notes = recheck()
+            except Exception as exc:  # a model that fails to load now must not take the worker down
+                log.exception("channel %d: re-check failed", ch.id)
+                notes = [f"channel {ch.id}: {exc}"]
+            for note in notes:
+                self._error(ch.id, note)
+        self._send_catalog()
+
+    def _send_catalog(self) -> None:
+        fields = self.catalog.message(self._provider_in_use())
+        if fields != self._catalog_sent:
+            self._catalog_sent = fields
+            self.conn.send("catalog", **fields)
 
     def _set_loading(self, loading: bool) -> None:
         if loading != self._loading:
@@ -164,17 +204,20 @@ class Worker:
         if not force and now - self._status_at < STATUS_EVERY_S:
             return
         self._status_at = now
-        stats, providers = [], set()
+        stats = []
         for c in self.channels.values():
-            preset, engine, provider = c.effect.in_use()
-            providers.add(provider)
+            preset, engine, _provider = c.effect.in_use()
             stats.append({"channel": c.id, "processed": c.processed, "dropped": c.dropped,
                           "process_ms": round(c.process_ms, 3), "preset": preset[:300], "engine": engine[:32]})
-        # the most capable provider in use (a GPU one if any channel runs on it) for the status line
-        self.provider = next((p for p in ("tensorrt", "cuda") if p in providers), "cpu")
+        self.provider = self._provider_in_use()
         self.conn.send(
             "status", state="loading" if self._loading else "ready", provider=self.provider, channels=stats
         )
+
+    def _provider_in_use(self) -> str:
+        """The most capable provider in use (a GPU one if any channel runs on it), for status and catalog."""
+        providers = {c.effect.in_use()[2] for c in self.channels.values()}
+        return next((p for p in ("tensorrt", "cuda") if p in providers), "cpu")
 
     def _wait(self, timeout: float) -> None:
         """Sleep until a control message or a doorbell ring (a new frame), or ``timeout``."""
@@ -191,6 +234,7 @@ class Worker:
 
     def run(self) -> None:
         self.conn.send("ready", pid=os.getpid(), effects=list(EFFECTS), provider=self.provider)
+        self._recheck(force=True)
         busy = False
         try:
             while self.running:
@@ -207,6 +251,7 @@ class Worker:
                     except CorruptHeader as exc:
                         self._error(ch.id, f"channel {ch.id} dropped: {exc}")
                         self._close(ch.id)
+                self._recheck()
                 self._send_status()
         except (EOFError, OSError):
             log.info("control channel closed: OBS is gone; exiting")
