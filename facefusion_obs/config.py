@@ -7,6 +7,7 @@ name, a choice or a range.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -18,6 +19,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 FILTER_ID = "facefusion_obs_filter"
 FILTER_NAME = "FaceFusion Live"
+WORKER_CONFIG_NAME = "worker.json"  # beside the OBS script (per checkout) and in the config folder
 
 GROUPS = ("Face", "Matting", "Advanced")
 
@@ -254,7 +256,7 @@ class Locations:
     worker_config: Path = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "worker_config", self.config_dir / "worker.json")
+        object.__setattr__(self, "worker_config", self.config_dir / WORKER_CONFIG_NAME)
 
 
 def _base_dir(env: str, windows_env: str, posix_default: str) -> Path:
@@ -265,16 +267,93 @@ def _base_dir(env: str, windows_env: str, posix_default: str) -> Path:
     return Path.home() / posix_default
 
 
+def _default_models_dir(data_dir: Path) -> Path:
+    """A source checkout keeps its models beside it (``models/``, git-ignored), so two checkouts with
+    different manifests never quarantine each other's files; an installed wheel uses the data folder."""
+    if (PROJECT_ROOT / "pyproject.toml").is_file():
+        return PROJECT_ROOT / "models"
+    return data_dir / "models"
+
+
 def locations() -> Locations:
     """Resolve every location now (not at import), so a changed environment is honoured."""
     config = _base_dir("XDG_CONFIG_HOME", "APPDATA", ".config") / "facefusion-obs"
     data = _base_dir("XDG_DATA_HOME", "LOCALAPPDATA", ".local/share") / "facefusion-obs"
     cache = _base_dir("XDG_CACHE_HOME", "LOCALAPPDATA", ".cache") / "facefusion-obs"
-    models = Path(os.environ.get("FACEFUSION_OBS_MODELS") or PROJECT_ROOT / "models")
+    models = Path(os.environ.get("FACEFUSION_OBS_MODELS") or _default_models_dir(data))
     presets = Path(os.environ.get("FACEFUSION_OBS_PRESETS") or data / "presets")
     return Locations(
         config_dir=config, data_dir=data, cache_dir=cache, models_dir=models, presets_dir=presets
     )
 
 
-MODEL_MANIFEST = PROJECT_ROOT / "models" / "manifest.json"
+# Package data, so a wheel install of the worker has it too.
+MODEL_MANIFEST = Path(__file__).resolve().parent / "models" / "manifest.json"
+
+
+# ------------------------------------------------------------------------------------ worker setup
+
+
+@dataclass(frozen=True)
+class WorkerSetup:
+    """The worker interpreter and folders OBS starts the worker with, and where that was found."""
+
+    python: str
+    models_dir: Path
+    presets_dir: Path
+    origin: str  # shown in the Scripts window: which file or variable decided
+
+    def env(self) -> dict[str, str]:
+        """The worker's environment additions: the folders the installer chose, whatever OBS's own
+        environment (a Flatpak, another user's HOME) would resolve them to."""
+        return {"FACEFUSION_OBS_MODELS": str(self.models_dir), "FACEFUSION_OBS_PRESETS": str(self.presets_dir)}
+
+    def to_json(self) -> str:
+        return json.dumps({"python": self.python, "models_dir": str(self.models_dir),
+                           "presets_dir": str(self.presets_dir)}, indent=2) + "\n"
+
+
+def _venv_python(venv_dir: Path) -> Path:
+    return venv_dir / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
+
+
+def setup_from_file(path: Path, defaults: Locations) -> WorkerSetup | None:
+    """A worker.json, or None when it is missing, unreadable or names an interpreter that is gone."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("python"), str) or not os.path.exists(data["python"]):
+        return None
+
+    def folder(key: str, env: str, default: Path) -> Path:
+        recorded = data.get(key)
+        return Path(os.environ.get(env) or (recorded if isinstance(recorded, str) and recorded else default))
+
+    return WorkerSetup(data["python"], folder("models_dir", "FACEFUSION_OBS_MODELS", defaults.models_dir),
+                       folder("presets_dir", "FACEFUSION_OBS_PRESETS", defaults.presets_dir), str(path))
+
+
+def worker_setup(script_dir: Path) -> WorkerSetup | None:
+    """How the OBS script at ``script_dir`` starts its worker, first match wins:
+
+    1. ``FACEFUSION_OBS_PYTHON`` (tests, and anyone overriding by hand);
+    2. ``worker.json`` beside the script, written by this checkout's installer;
+    3. the venv beside the script (``.venv``), when the installer's file is missing;
+    4. the user-wide ``worker.json`` in the config folder (a script copied away from its checkout).
+
+    Per-checkout first, so installing a second checkout never repoints the first, and an OBS whose
+    config folder is elsewhere (Flatpak, portable, another user) still finds the worker. Environment
+    variables for the folders win over what a file recorded, as they do everywhere else.
+    """
+    defaults = locations()
+    python = os.environ.get("FACEFUSION_OBS_PYTHON")
+    if python:
+        return WorkerSetup(python, defaults.models_dir, defaults.presets_dir, "FACEFUSION_OBS_PYTHON")
+    beside = setup_from_file(script_dir / WORKER_CONFIG_NAME, defaults)
+    if beside is not None:
+        return beside
+    venv = _venv_python(script_dir / ".venv")
+    if venv.exists():
+        return WorkerSetup(str(venv), defaults.models_dir, defaults.presets_dir, str(script_dir / ".venv"))
+    return setup_from_file(defaults.worker_config, defaults)

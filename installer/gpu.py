@@ -1,8 +1,10 @@
-"""The ``--gpu`` part of the installer: which wheels turn the CPU worker into a GPU worker.
+"""Which onnxruntime build the installer asks for, and what it removes first.
 
 Rules this encodes:
 * ``onnxruntime`` (CPU) and ``onnxruntime-gpu`` install the same ``onnxruntime`` package folder and
-  overwrite each other's files, so the CPU build is uninstalled first and the two never coexist.
+  overwrite each other's files, so the other build is uninstalled first and the two never coexist.
+  The project itself names neither in its dependencies, only in its ``[cpu]`` and ``[gpu]`` extras, so
+  re-installing the project (as every installer run does) cannot bring the other build back.
 * ``onnxruntime-gpu`` is pinned to the CPU build's version (same API the worker was tested with); its
   ``[cuda,cudnn]`` extras bring CUDA 12 and cuDNN 9 as wheels, so no system CUDA toolkit is needed.
 * TensorRT comes as the ``tensorrt-cu12-libs`` wheel of the major version that onnxruntime release was
@@ -29,7 +31,8 @@ CUDA_EXTRAS_SINCE = (1, 21)  # onnxruntime-gpu[cuda,cudnn] pulls the NVIDIA runt
 
 @dataclass(frozen=True)
 class GpuRequirements:
-    """What ``install.py --gpu`` runs, in order: ``uninstall`` first, then ``install``."""
+    """``uninstall`` runs first; ``install`` lines join the project's own install in one pip command,
+    so pip resolves them together (what ``tests/test_installer.py`` dry-runs)."""
 
     uninstall: list[str]
     install: list[str]
@@ -67,11 +70,18 @@ def tensorrt_requirement(onnxruntime_version: str) -> tuple[str, str | None]:
     return f"tensorrt-cu12-libs>={trt},<{major + 1}", note
 
 
-def gpu_requirements(onnxruntime_version: str, *, tensorrt: bool = True,
+def gpu_requirements(onnxruntime_version: str | None, *, tensorrt: bool = True,
                      platform: str = sys.platform) -> GpuRequirements:
-    """Requirement lines that replace the CPU onnxruntime ``onnxruntime_version`` with the GPU stack."""
+    """Requirement lines for the GPU stack, pinned to ``onnxruntime_version`` (the build in use, CPU or
+    GPU); ``None`` on a fresh venv takes the newest release with the NVIDIA runtime wheels."""
     if platform == "darwin":
         raise ValueError("--gpu needs an NVIDIA GPU with CUDA 12, which macOS does not have")
+    if onnxruntime_version is None:
+        install = [f"onnxruntime-gpu[cuda,cudnn]>={CUDA_EXTRAS_SINCE[0]}.{CUDA_EXTRAS_SINCE[1]}", "cupy-cuda12x>=13"]
+        if tensorrt:
+            newest = max(TENSORRT_FOR_ONNXRUNTIME)
+            install.append(tensorrt_requirement(f"{newest[0]}.{newest[1]}")[0])
+        return GpuRequirements(uninstall=["onnxruntime"], install=install)
     key = _version_tuple(onnxruntime_version)
     if key < MIN_ONNXRUNTIME_GPU:
         raise ValueError(f"onnxruntime {onnxruntime_version} predates CUDA 12 builds; use "
@@ -89,7 +99,7 @@ def gpu_requirements(onnxruntime_version: str, *, tensorrt: bool = True,
     return GpuRequirements(uninstall=["onnxruntime"], install=install, notes=notes)
 
 
-def cpu_requirements(onnxruntime_version: str) -> GpuRequirements:
-    """The way back (``install.py`` without ``--gpu`` on a GPU venv): the GPU stack out, the CPU build in."""
+def cpu_requirements(onnxruntime_version: str | None) -> GpuRequirements:
+    """A plain install: the GPU stack out (a no-op on a CPU venv), the CPU build of the same version in."""
     return GpuRequirements(uninstall=["onnxruntime-gpu", "cupy-cuda12x", "tensorrt-cu12-libs"],
-                           install=[f"onnxruntime=={onnxruntime_version}"])
+                           install=[f"onnxruntime=={onnxruntime_version}"] if onnxruntime_version else [])

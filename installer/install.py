@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Set up facefusion-obs: the worker's venv, its dependencies, the embedded models, and OBS's config.
 
-    python3 installer/install.py            # worker venv + embedded models + worker.json
+    python3 installer/install.py            # worker venv + embedded models + worker.json beside the script
     python3 installer/install.py --gpu      # ... with onnxruntime-gpu, CuPy and TensorRT instead
     python3 installer/install.py --tests    # ... plus what the test suite needs (OBS, Xvfb, test data)
 
@@ -12,7 +12,6 @@ it runs before anything else is installed.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -23,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from facefusion_obs.config import locations  # noqa: E402  (stdlib-only module)
+from facefusion_obs.config import WORKER_CONFIG_NAME, WorkerSetup, locations, setup_from_file  # noqa: E402
 
 MIN_PYTHON, MAX_PYTHON = (3, 10), (3, 13)
 SYSTEM_PACKAGES_FOR_TESTS = {"obs": "obs-studio", "Xvfb": "xvfb"}
@@ -85,40 +84,60 @@ def installed_version(python: Path, package: str) -> str | None:
     return result.stdout.strip() if result.returncode == 0 else None
 
 
-def install_project(python: Path, tests: bool) -> None:
-    target = f"{ROOT}[test]" if tests else str(ROOT)
-    say("installing facefusion-obs and the worker's dependencies into the venv")
-    pip(python, "install", "--quiet", "--editable", target)
-
-
-def switch_gpu(python: Path, gpu: bool) -> None:
-    """Swap the CPU onnxruntime for the GPU stack (or back). Never both builds at once."""
+def _requirements_module():
     sys.path.insert(0, str(ROOT / "installer"))
-    import gpu as gpu_requirements  # installer/gpu.py
+    import gpu  # installer/gpu.py
 
-    has_gpu_build = installed_version(python, "onnxruntime-gpu") is not None
-    if gpu == has_gpu_build:
-        return
-    version = installed_version(python, "onnxruntime-gpu" if has_gpu_build else "onnxruntime")
-    if version is None:
-        raise InstallError("onnxruntime is missing from the venv after installing the project")
-    plan = (gpu_requirements.gpu_requirements(version) if gpu else gpu_requirements.cpu_requirements(version))
-    say("switching onnxruntime to the " + ("GPU" if gpu else "CPU") + " build")
+    return gpu
+
+
+def requirement_plan(python: Path, gpu: bool):  # -> gpu.GpuRequirements
+    """What to uninstall first and which lines join the project install, keeping the version in use."""
+    requirements = _requirements_module()
+    version = installed_version(python, "onnxruntime-gpu") or installed_version(python, "onnxruntime")
+    return requirements.gpu_requirements(version) if gpu else requirements.cpu_requirements(version)
+
+
+def install_arguments(extra_lines: list[str], gpu: bool, tests: bool) -> list[str]:
+    """pip's arguments for the project install: exactly one onnxruntime build, through the extras."""
+    extras = ["gpu" if gpu else "cpu", *(["test"] if tests else [])]
+    return ["install", "--editable", f"{ROOT}[{','.join(extras)}]", *extra_lines]
+
+
+def install_project(python: Path, gpu: bool, tests: bool) -> None:
+    """Remove the other onnxruntime build (if any), then install the project with the chosen one.
+
+    Both steps run on every call, so any sequence of plain and ``--gpu`` runs ends with one build.
+    """
+    plan = requirement_plan(python, gpu)
+    present = [name for name in plan.uninstall if installed_version(python, name) is not None]
+    if present:
+        say(f"removing {', '.join(present)} (switching onnxruntime to the {'GPU' if gpu else 'CPU'} build)")
+        pip(python, "uninstall", "--yes", *present)
     for note in plan.notes:
         say(f"note: {note}")
-    for argv in plan.pip_commands(str(python)):
-        pip(python, *argv[3:])
+    say("installing facefusion-obs and the worker's dependencies into the venv")
+    pip(python, "--quiet", *install_arguments(plan.install, gpu, tests))
 
 
-def write_worker_config(python: Path) -> Path:
-    config = locations().worker_config
-    config.parent.mkdir(parents=True, exist_ok=True)
-    data = {"python": str(python.absolute()), "project_root": str(ROOT)}
-    tmp = config.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, config)
-    say(f"OBS will start the worker with {data['python']} (recorded in {config})")
-    return config
+def write_worker_config(python: Path) -> list[Path]:
+    """Record the worker beside the OBS script (this checkout), and user-wide only where none is yet.
+
+    The OBS script looks beside itself first (``config.worker_setup``), so a second checkout never
+    repoints the first; the user-wide file serves a script copied out of its checkout.
+    """
+    here = locations()
+    setup = WorkerSetup(str(python.absolute()), here.models_dir, here.presets_dir, "installer")
+    written = [ROOT / WORKER_CONFIG_NAME]
+    if setup_from_file(here.worker_config, here) is None:
+        written.append(here.worker_config)
+    for config in written:
+        config.parent.mkdir(parents=True, exist_ok=True)
+        tmp = config.with_suffix(".tmp")
+        tmp.write_text(setup.to_json())
+        os.replace(tmp, config)
+    say(f"OBS will start the worker with {setup.python} (recorded in {', '.join(map(str, written))})")
+    return written
 
 
 def fetch_embedded_models(python: Path) -> None:
@@ -174,8 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_python()
         python = ensure_venv(args.venv)
-        install_project(python, args.tests)
-        switch_gpu(python, args.gpu)
+        install_project(python, args.gpu, args.tests)
         write_worker_config(python)
         if not args.no_models:
             fetch_embedded_models(python)

@@ -1,4 +1,4 @@
-"""``facefusion-obs doctor`` and the installer's ``--gpu`` requirement lines.
+"""``facefusion-obs doctor``.
 
 This machine has no NVIDIA GPU. The no-GPU report is checked as it really is; the GPU report is checked
 by putting a stand-in ``nvidia-smi`` script on PATH that prints what the real tool prints for
@@ -11,24 +11,9 @@ from __future__ import annotations
 import json
 import os
 import stat
-import sys
-
-import pytest
 
 from facefusion_obs.cli import doctor
 from facefusion_obs.cli.main import main
-from facefusion_obs.config import PROJECT_ROOT
-
-
-def _installer_gpu():
-    """installer/ is a folder of scripts, not a package on sys.path: load gpu.py from its file."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("installer_gpu", PROJECT_ROOT / "installer" / "gpu.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
 
 
 def _fake_nvidia_smi(folder, output: str, code: int = 0):
@@ -103,25 +88,3 @@ def test_doctor_command_prints_json(capsys):
     assert {"gpu", "onnxruntime", "provider", "cupy", "model inswapper_128"} <= names or "gpu0" in names
     assert code in (0, 1) and all(c["status"] in ("ok", "warn", "fail") for c in checks)
     assert all(c["next_step"] for c in checks if c["status"] != "ok")
-
-
-def test_gpu_requirements_replace_the_cpu_build_and_match_tensorrt():
-    gpu = _installer_gpu()
-    gpu_requirements, cpu_requirements = gpu.gpu_requirements, gpu.cpu_requirements
-    req = gpu_requirements("1.22.0", platform="linux")
-    assert req.uninstall == ["onnxruntime"]
-    assert "onnxruntime-gpu[cuda,cudnn]==1.22.0" in req.install
-    assert "onnxruntime" not in req.install and "cupy-cuda12x>=13" in req.install
-    assert "tensorrt-cu12-libs>=10.9,<11" in req.install and not req.notes
-    uninstall, install = req.pip_commands("python3")
-    assert uninstall[:4] == ["python3", "-m", "pip", "uninstall"] and install[3] == "install"
-    older = gpu_requirements("1.20.1", platform="win32")
-    assert "onnxruntime-gpu==1.20.1" in older.install and "tensorrt-cu12-libs>=10.4,<11" in older.install
-    newer = gpu_requirements("1.31.1", platform="linux")
-    assert "onnxruntime-gpu[cuda,cudnn]==1.31.1" in newer.install and "doctor" in newer.notes[0]
-    assert not any(line.startswith("tensorrt") for line in gpu_requirements("1.22.0", tensorrt=False).install)
-    with pytest.raises(ValueError, match="macOS"):
-        gpu_requirements("1.22.0", platform="darwin")
-    with pytest.raises(ValueError, match=r"1\.16\.3"):
-        gpu_requirements("1.16.3", platform="linux")
-    assert cpu_requirements("1.22.0").install == ["onnxruntime==1.22.0"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 
@@ -46,7 +45,7 @@ def obs(tmp_path_factory, request):
               "Img2-resized": _image(root / "c.png", 200, 100, 3)}
     sources = [image_source("Img", root / "a.png", [facefusion_filter(effect="test-pattern")]),
                image_source("Img2", root / "b.png", [])]
-    inst = ObsInstance(root, sources, sys.executable, (640, 360)).start()
+    inst = ObsInstance(root, sources, None, (640, 360)).start()  # the script finds the worker itself
     inst.images, inst.root = images, root
     inst.wait_for_log("worker running", 60)
     yield inst

@@ -27,6 +27,8 @@ def test_deleted_presets_and_scenes_are_ignored_with_a_note():
     assert scenes.choice_for(mapping, "B", [], notes.append) == scenes.SWAP_OFF
     assert scenes.choice_for(mapping, "Unmapped", ["alice"], notes.append) is None
     assert scenes.stale_scenes(mapping, ["A", "B"]) == ["Gone"]
+    # before any worker has listed its presets, the mapping stands and the worker judges it
+    assert scenes.choice_for(mapping, "A", None, notes.append) == "alice" and len(notes) == 1
 
 
 def test_hotkey_cycles_and_toggles():
@@ -40,9 +42,3 @@ def test_hotkey_cycles_and_toggles():
     assert scenes.toggled_matting("off", "chroma+person") == "chroma+person"
     assert scenes.toggled_matting("off", "") == "chroma"
 
-
-def test_missing_inswapper_models_are_named(tmp_path, monkeypatch):
-    monkeypatch.setenv("FACEFUSION_OBS_MODELS", str(tmp_path))
-    assert scenes.missing_models() == ["inswapper_128", "arcface_w600k_r50"]
-    (tmp_path / "inswapper_128.onnx").write_bytes(b"x")
-    assert scenes.missing_models() == ["arcface_w600k_r50"]

@@ -158,3 +158,98 @@ def test_missing_interpreter_is_reported_not_raised(isolated_home):
         assert "cannot start /nonexistent/python" in sup.detail
     finally:
         sup.stop()
+
+
+# --- lifecycle without races: OBS callbacks only say how many filters exist ----------------------
+def _worker_alive(sup: Supervisor) -> bool:
+    return sup.running and sup.worker_pid is not None
+
+
+def test_set_live_returns_at_once_and_the_reconciler_follows(isolated_home):
+    sup = Supervisor(sys.executable, log=lambda line: None, idle_stop_s=0.0)
+    try:
+        t0 = time.perf_counter()
+        sup.set_live(1)
+        assert time.perf_counter() - t0 < 0.05  # the start happens elsewhere
+        _until(lambda: _worker_alive(sup), 20)
+        pid = sup.worker_pid
+        sup.set_live(0)
+        _until(lambda: sup.state == "stopped", 10)
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    finally:
+        sup.stop()
+
+
+def test_churn_never_leaves_a_live_filter_without_a_worker(isolated_home):
+    """Destroy then create with 0-50 ms between, the way a scene-collection switch does; whichever
+    order the reconciler sees, it ends with a worker serving the live filter."""
+    sup = Supervisor(sys.executable, log=lambda line: None, idle_stop_s=0.0)
+    rng = np.random.default_rng(7)
+    slowest = 0.0
+    try:
+        for _ in range(12):
+            for count in (0, 1):
+                t0 = time.perf_counter()
+                sup.set_live(count)
+                slowest = max(slowest, time.perf_counter() - t0)
+                time.sleep(float(rng.uniform(0, 0.05)))
+            _until(lambda: _worker_alive(sup), 20)
+        assert slowest < 0.05, f"set_live took {slowest * 1e3:.1f} ms"
+        sup.close()  # as script_unload does: returns at once, the worker goes soon after
+        _until(lambda: sup.state == "stopped", 10)
+        assert not _ours()
+    finally:
+        sup.stop()
+
+
+def test_idle_stop_keeps_the_worker_across_a_quick_destroy_and_create(isolated_home):
+    sup = Supervisor(sys.executable, log=lambda line: None, idle_stop_s=2.0)
+    try:
+        sup.set_live(1)
+        _until(lambda: _worker_alive(sup), 20)
+        pid = sup.worker_pid
+        sup.set_live(0)
+        time.sleep(0.3)
+        sup.set_live(1)
+        time.sleep(2.5)
+        assert sup.worker_pid == pid and sup.running  # no needless restart
+    finally:
+        sup.stop()
+
+
+# --- start-up is watched too ---------------------------------------------------------------------
+FROZEN_BEFORE_LISTENING = "import time; time.sleep(600)"
+FROZEN_IN_HANDSHAKE = (  # listens, so the connect succeeds, but never answers the handshake
+    "import sys, time; from facefusion_obs.ipc.control import Endpoint; "
+    "l = Endpoint.from_json(sys.stdin.readline()).listen(); time.sleep(600)"
+)
+
+
+@pytest.mark.parametrize("body", [FROZEN_BEFORE_LISTENING, FROZEN_IN_HANDSHAKE], ids=["before-listen", "handshake"])
+def test_a_worker_frozen_during_start_up_is_killed_and_restarted(isolated_home, tmp_path, body):
+    fake = tmp_path / "frozen-python"
+    fake.write_text(f"#!/bin/sh\nexec {sys.executable} -c '{body}'\n")
+    fake.chmod(0o755)
+    logs: list[str] = []
+    sup = Supervisor(str(fake), log=logs.append, startup_s=1.5)
+    sup.start()
+    try:
+        _until(lambda: sup.state == "starting" and sup.worker_pid, 10)
+        first = sup.worker_pid
+        _until(lambda: sup.restarts >= 1, 10)
+        assert any("did not start within 1.5 s" in line for line in logs), logs
+        with pytest.raises(ProcessLookupError):
+            os.kill(first, 0)
+        _until(lambda: sup.worker_pid not in (None, first), 10)  # and it tries again
+    finally:
+        sup.stop()
+
+
+def test_backoff_single_crash_is_quick_and_only_a_loop_backs_off(isolated_home):
+    sup = Supervisor(sys.executable, log=lambda line: None)
+    t = 1000.0
+    assert sup.backoff(t) <= 0.25  # a single crash: back within a second
+    loop = [sup.backoff(t + i) for i in range(1, 8)]
+    assert loop == sorted(loop) and max(loop) == 8.0  # a crash loop backs off, to 8 s at most
+    assert sup.backoff(t + 8 + 61) <= 0.25  # one good minute forgets the loop

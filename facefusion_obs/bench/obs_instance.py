@@ -88,7 +88,7 @@ class ObsInstance:
         self,
         root: Path,
         sources: list[dict[str, Any]] | None,
-        python: str,
+        python: str | None,
         size: tuple[int, int],
         env: dict[str, str] | None = None,
         *,
@@ -106,20 +106,21 @@ class ObsInstance:
         self.log_path = root / "obs.log"
         self.size = size
         self._write_config(sources, size)
-        cfg = self.home / ".config" / "facefusion-obs"
-        cfg.mkdir(parents=True, exist_ok=True)
-        (cfg / "worker.json").write_text(json.dumps({"python": python}))
-        self.env = dict(
-            os.environ,
+        self.env = dict(os.environ)
+        for var in ("FACEFUSION_OBS_PYTHON", "PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME"):
+            self.env.pop(var, None)
+        self.env.update(
             HOME=str(self.home),
             XDG_CONFIG_HOME=str(self.home / ".config"),
             XDG_DATA_HOME=str(self.home / ".local/share"),
+            # the checkout's worker.json records the installing user's presets folder: stay in this home
+            FACEFUSION_OBS_PRESETS=str(self.home / ".local/share/facefusion-obs/presets"),
             LIBGL_ALWAYS_SOFTWARE="1",
             FACEFUSION_OBS_STATS_EVERY="1",
-            **(env or {}),
         )
-        for var in ("FACEFUSION_OBS_PYTHON", "PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME"):
-            self.env.pop(var, None)
+        if python is not None:  # else the script finds the worker as a user's OBS does (worker_setup)
+            self.env["FACEFUSION_OBS_PYTHON"] = python
+        self.env.update(env or {})
         self.xvfb: subprocess.Popen[bytes] | None = None
         self.obs: subprocess.Popen[bytes] | None = None
         self.ws: ObsWebsocket | None = None

@@ -75,11 +75,11 @@ def _prepare(args: argparse.Namespace, pool: Any):
 
 
 def _launch(command: list[str], cwd: Path | None, collection_name: str, scene: str) -> None:
-    from facefusion_obs.config import locations
+    from facefusion_obs.config import PROJECT_ROOT, worker_setup
 
-    if not locations().worker_config.is_file() and not os.environ.get("FACEFUSION_OBS_PYTHON"):
-        raise CliError(f"OBS would start without a worker: {locations().worker_config} is missing; "
-                       "run: python3 installer/install.py")
+    if worker_setup(PROJECT_ROOT) is None:
+        raise CliError("OBS would start without a worker: no worker.json beside the script, no .venv beside "
+                       "it and none in the config folder; run: python3 installer/install.py")
     argv = [*command, "--collection", collection_name, "--scene", scene]
     subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                      stderr=subprocess.DEVNULL, start_new_session=True)

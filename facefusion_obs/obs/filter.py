@@ -8,7 +8,6 @@ render thread touches the channel's shared memory and GPU objects.
 from __future__ import annotations
 
 import collections
-import itertools
 import time
 from types import SimpleNamespace
 from typing import Any
@@ -18,8 +17,6 @@ from facefusion_obs.ipc.frames import FrameChannel, check_geometry
 from facefusion_obs.obs.gpu import GpuResources, copy_rows
 from facefusion_obs.obs.scenes import effective_options
 from facefusion_obs.obs.supervisor import Supervisor
-
-_channel_ids = itertools.count(1)
 
 
 class RateMeter:
@@ -53,12 +50,13 @@ class FaceFusionFilter:
         api: SimpleNamespace,
         gs: SimpleNamespace,
         supervisor_of: Any,
+        channel_id: int,
         options: dict[str, Any] | None = None,
     ) -> None:
         self.source = source
         self.api, self.gs = api, gs
         self._supervisor_of = supervisor_of  # callable: the current Supervisor or None
-        self.channel_id = next(_channel_ids)
+        self.channel_id = channel_id  # unique in this OBS process: the worker keys its channels by it
         self.options = options or default_options()  # the filter's own settings
         self.scene_choice: str | None = None  # its scene's preset (see obs/scenes.py)
         self.last_matting = "chroma"  # what the matting hotkey turns back on

@@ -2,6 +2,11 @@
 
 Settings that fail validation are refused field by field with a logged reason, and the last good
 value of that field stays in force: a typo in a dialog never stops the stream.
+
+What can be chosen comes from the worker's ``catalog`` message (see ``worker/catalog.py``): the
+engines that can run (and, for one that cannot, why and the command that fixes it) and the presets
+the worker accepts. This side keeps no rules of its own about models or presets, so the dialog and
+the worker cannot disagree. Pure functions of the catalog; no OBS calls but through ``api``.
 """
 
 from __future__ import annotations
@@ -15,7 +20,6 @@ from facefusion_obs.config import (
     KEY_COLOR_PRESETS,
     OPTIONS,
     OptionError,
-    locations,
 )
 
 STATUS_KEY = "status"
@@ -27,13 +31,31 @@ def _b(text: str) -> bytes:
     return text.encode("utf-8")
 
 
-def preset_names() -> list[str]:
-    """Preset names on disk (a folder with a preset.json each), sorted; empty if there is no store yet."""
-    folder = locations().presets_dir
-    try:
-        return sorted(p.name for p in folder.iterdir() if (p / "preset.json").is_file() and not p.name.startswith("."))
-    except OSError:
-        return []
+Choices = dict[str, list[tuple[str, str]]]  # option -> [(value, why it is disabled or "")]
+
+
+def choices_from_catalog(catalog: dict[str, Any] | None, current_preset: str) -> Choices:
+    """The engine and preset choices the dialog offers, exactly as the worker advertised them.
+
+    Without a catalog (no worker has spoken yet) nothing is disabled and only the filter's own
+    preset is listed, so opening the dialog never loses a setting. A chosen preset that the worker
+    does not accept stays listed, disabled, so the dialog shows what is set and why it is not used.
+    """
+    engine = next(o for o in OPTIONS if o.key == "engine")
+    if catalog is None:
+        return {"engine": [(e, "") for e in engine.choices],
+                "preset": [("", ""), *([(current_preset, "")] if current_preset else [])]}
+    why = {e["name"]: f"{e['reason']}; fix: {e['fix']}" if e["fix"] else e["reason"]
+           for e in catalog["engines"] if not e["available"]}
+    presets = [(name, "") for name in catalog["presets"]]
+    if current_preset and current_preset not in catalog["presets"]:
+        presets.append((current_preset, "not a usable preset: see the status line"))
+    return {"engine": [(e, why.get(e, "")) for e in engine.choices], "preset": [("", ""), *presets]}
+
+
+def catalog_presets(catalog: dict[str, Any] | None) -> list[str] | None:
+    """The presets the worker accepts, or None while no worker has said."""
+    return None if catalog is None else list(catalog["presets"])
 
 
 def set_defaults(api: SimpleNamespace, settings: int) -> None:
@@ -76,11 +98,12 @@ def read_options(
 
 
 def build(api: SimpleNamespace, gs: SimpleNamespace, status: str, buttons: dict[str, tuple[str, Any]],
-          unavailable: dict[tuple[str, str], str] | None = None) -> int:
+          choices: Choices) -> int:
     """Build the dialog: status first, then one group per ``config.GROUPS``, then buttons.
 
     ``buttons`` maps a property name to (label, BUTTON_CLICKED callback object kept alive by caller).
-    ``unavailable`` maps (option, choice) to why that choice is disabled; the reason is shown in place.
+    ``choices`` (from ``choices_from_catalog``) lists the engine and preset values, each with why it
+    is disabled (shown in place) or "".
     """
     props = api.obs_properties_create()
     # No long description here: OBS 29 would show it in place of the status text.
@@ -88,15 +111,14 @@ def build(api: SimpleNamespace, gs: SimpleNamespace, status: str, buttons: dict[
     for group in GROUPS:
         sub = api.obs_properties_create()
         for option in (o for o in OPTIONS if o.group == group):
-            _add(api, gs, sub, option, unavailable or {})
+            _add(api, gs, sub, option, choices)
         api.obs_properties_add_group(props, _b(f"group_{group.lower()}"), _b(group), gs.OBS_GROUP_NORMAL, sub)
     for name, (label, callback) in buttons.items():
         api.obs_properties_add_button(props, _b(name), _b(label), callback)
     return props
 
 
-def _add(api: SimpleNamespace, gs: SimpleNamespace, props: int, option: Any,
-         unavailable: dict[tuple[str, str], str]) -> None:
+def _add(api: SimpleNamespace, gs: SimpleNamespace, props: int, option: Any, choices: Choices) -> None:
     key, label = _b(option.key), _b(option.label)
     if option.kind == "bool":
         prop = api.obs_properties_add_bool(props, key, label)
@@ -112,14 +134,13 @@ def _add(api: SimpleNamespace, gs: SimpleNamespace, props: int, option: Any,
         prop = api.obs_properties_add_list(
             props, key, label, gs.OBS_COMBO_TYPE_LIST, gs.OBS_COMBO_FORMAT_STRING
         )
-        if option.kind == "choice":
-            values = list(option.choices)
+        if option.key in choices:
+            values = choices[option.key]
         elif option.kind == "key_color":
-            values = [*KEY_COLOR_PRESETS, _CUSTOM]
+            values = [(v, "") for v in (*KEY_COLOR_PRESETS, _CUSTOM)]
         else:
-            values = ["", *preset_names()]
-        for value in values:
-            why = unavailable.get((option.key, value))
+            values = [(v, "") for v in option.choices]
+        for value, why in values:
             index = api.obs_property_list_add_string(
                 prop, _b(f"{value} ({why})" if why else value or "(none)"), _b(value))
             if why:

@@ -7,15 +7,13 @@ filter decides). A filter's own preset always wins over its scene's.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from facefusion_obs.config import MATTING_MODES, MODEL_MANIFEST, locations
+from facefusion_obs.config import MATTING_MODES
 
 KEY_PREFIX = "scene_preset:"
 SWAP_OFF = "::swap-off"
-INSWAPPER_MODELS = ("inswapper_128", "arcface_w600k_r50")
 
 
 def scene_key(scene: str) -> str:
@@ -28,11 +26,12 @@ def mapping_from_settings(settings: Mapping[str, Any]) -> dict[str, str]:
             if k.startswith(KEY_PREFIX) and isinstance(v, str) and v}
 
 
-def choice_for(mapping: Mapping[str, str], scene: str, presets: Collection[str],
+def choice_for(mapping: Mapping[str, str], scene: str, presets: Collection[str] | None,
                log: Callable[[str], None]) -> str | None:
-    """The scene's choice, or None. A preset that no longer exists is ignored, with a note."""
+    """The scene's choice, or None. A preset the worker does not list is ignored, with a note;
+    with ``presets`` None (no worker has said yet) the choice stands and the worker judges it."""
     choice = mapping.get(scene)
-    if choice and choice != SWAP_OFF and choice not in presets:
+    if choice and choice != SWAP_OFF and presets is not None and choice not in presets:
         log(f"scene {scene!r} is mapped to preset {choice!r}, which no longer exists: ignored")
         return None
     return choice or None
@@ -69,14 +68,3 @@ def toggled_matting(current: str, last_on: str) -> str:
     if current != "off":
         return "off"
     return last_on if last_on in MATTING_MODES and last_on != "off" else "chroma"
-
-
-def missing_models(names: Collection[str] = INSWAPPER_MODELS) -> list[str]:
-    """Which of ``names`` have no file in the models folder (presence only: the worker verifies)."""
-    try:
-        manifest = json.loads(MODEL_MANIFEST.read_text())
-        files = {m["name"]: m["file"] for m in manifest["models"]}
-    except (OSError, ValueError, KeyError, TypeError):
-        return list(names)
-    folder = locations().models_dir
-    return [n for n in names if n not in files or not (folder / files[n]).is_file()]

@@ -1,35 +1,46 @@
 """Starts, watches and restarts the worker. Standard library only; no call here blocks its caller.
 
+OBS's callbacks only *say* what they want: ``set_live(n)`` (how many filters exist) and ``close()``
+(the script is unloading). One reconcile thread owns starting and stopping, so a destroy followed at
+once by a create (a scene-collection switch destroys every filter, then creates them again) can never
+leave a live filter without a worker, and no OBS thread ever waits on a worker starting or stopping.
+The worker is stopped only once no filter has existed for ``idle_stop_s``.
+
 The render thread only flips flags and appends to a deque (``send``, ``notify``, ``frame_written``,
-``output_seen``); a relay thread talks to the worker and a watchdog thread kills a worker that dies
-or stalls. Each connected worker is a new *generation*: filters compare generations to know when to
-open their channels again, and messages queued for an older generation are dropped, not replayed.
+``output_seen``); a relay thread talks to the worker and a watchdog thread kills a worker that dies,
+stalls, or does not finish starting in time. Each connected worker is a new *generation*: filters
+compare generations to know when to open their channels again, and messages queued for an older
+generation are dropped, not replayed.
+
+Restarts: a single crash is retried after ``BACKOFF_S[0]``; only crashes that follow each other
+within ``CRASH_WINDOW_S`` back off further, up to 8 s, so one good minute forgets a crash loop.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
-import json
 import os
 import subprocess
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from facefusion_obs.config import PROJECT_ROOT, locations
+from facefusion_obs.config import PROJECT_ROOT
 from facefusion_obs.ipc.control import ControlConnection, Endpoint, ProtocolError
 from facefusion_obs.ipc.shm import sweep_orphans, unlink
 
-BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0)
-HEALTHY_RESET_S = 30.0
-STARTUP_S = 30.0
+BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0)
+CRASH_WINDOW_S = 60.0
 LOADING_GRACE_S = 60.0
 FRAMES_FLOWING_S = 0.5
+# Read once at import; the environment can set them for a slow machine (and the fault tests do).
+STARTUP_S = float(os.environ.get("FACEFUSION_OBS_STARTUP_S", "30"))  # spawn to "ready", else killed
+IDLE_STOP_S = float(os.environ.get("FACEFUSION_OBS_IDLE_STOP_S", "2.0"))  # no filter this long: stop
 
 
 @dataclass
@@ -39,18 +50,6 @@ class WorkerStats:
     process_ms: float = 0.0
     preset: str = ""
     engine: str = ""
-
-
-def configured_python() -> str | None:
-    """The interpreter the installer recorded, or ``FACEFUSION_OBS_PYTHON``; None if neither."""
-    if os.environ.get("FACEFUSION_OBS_PYTHON"):
-        return os.environ["FACEFUSION_OBS_PYTHON"]
-    try:
-        data = json.loads(locations().worker_config.read_text())
-        python = data.get("python")
-        return python if isinstance(python, str) and os.path.exists(python) else None
-    except (OSError, ValueError, AttributeError):
-        return None
 
 
 class Supervisor:
@@ -63,10 +62,14 @@ class Supervisor:
         stall_s: float = 2.0,
         log: Callable[[str], None] = print,
         startup_s: float = STARTUP_S,
+        idle_stop_s: float = IDLE_STOP_S,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.python = python
+        self.env = dict(env or {})  # the installer's folders, whatever OBS's own environment says
         self.stall_s = stall_s
         self.startup_s = startup_s
+        self.idle_stop_s = idle_stop_s
         self.log = log
         self.state = "stopped"
         self.detail = ""
@@ -76,6 +79,9 @@ class Supervisor:
         self.worker_pid: int | None = None
         self.stats: dict[int, WorkerStats] = {}
         self.errors: collections.deque[str] = collections.deque(maxlen=8)
+        # What the worker says can run ({engines, presets, provider}); replaced whole, never mutated,
+        # so the UI thread reads a consistent snapshot. The last one is kept while a worker restarts.
+        self.catalog: dict[str, Any] | None = None
         self._outbox: collections.deque[tuple[int, str, dict[str, Any]]] = collections.deque(maxlen=1024)
         self._pending_frames: set[int] = set()
         self._wake = threading.Event()
@@ -88,7 +94,15 @@ class Supervisor:
         self._segments: set[str] = set()  # created by filters, not yet unlinked
         self._doorbell: int | None = None  # write end of the worker's doorbell pipe (POSIX)
         self._threads: list[threading.Thread] = []
-        self._lifecycle = threading.Lock()  # start and stop never interleave
+        self._lifecycle = threading.Lock()  # start and stop never interleave (only the reconciler waits on it)
+        self._crashes: collections.deque[float] = collections.deque()
+        self._starting_since: float | None = None
+        # demand, set by OBS callbacks under a lock that is never held across a start or a stop
+        self._demand = threading.Lock()
+        self._live = 0
+        self._closed = False
+        self._demand_changed = threading.Event()
+        self._reconciler: threading.Thread | None = None
 
     # ------------------------------------------------------------------ render-thread API (no waits)
     @property
@@ -127,9 +141,53 @@ class Supervisor:
         self._segments.discard(name)
         unlink(name)
 
+    # ------------------------------------------------------------- demand (OBS callbacks; no waits)
+    def set_live(self, count: int) -> None:
+        """``count`` filters exist now. Returns at once; the reconcile thread follows."""
+        with self._demand:
+            self._live, self._closed = max(0, count), False
+            self._wake_reconciler()
+
+    def close(self) -> None:
+        """The script is unloading: stop the worker soon, without waiting for it here."""
+        with self._demand:
+            self._closed = True
+            self._wake_reconciler()
+
+    def _wake_reconciler(self) -> None:
+        self._demand_changed.set()
+        if self._reconciler is None:
+            self._reconciler = threading.Thread(target=self._reconcile, name="ffobs-reconcile", daemon=True)
+            self._reconciler.start()
+
+    def _reconcile(self) -> None:
+        """Make the worker follow the demand; the only caller of start() and stop() inside OBS."""
+        idle_since: float | None = None
+        changed = True
+        while True:
+            with self._demand:
+                self._demand_changed.clear()
+                wanted, closed = self._live > 0 and not self._closed, self._closed
+                if not wanted and not self._threads:
+                    self._reconciler = None  # nothing to follow: a later set_live() starts a new one
+                    return
+            try:
+                if wanted:
+                    idle_since = None
+                    if changed and not self._threads:  # a start that cannot run (no interpreter) is not retried
+                        self.start()
+                else:
+                    now = time.monotonic()
+                    idle_since = idle_since if idle_since is not None else now
+                    if closed or now - idle_since >= self.idle_stop_s:
+                        self.stop()
+            except Exception:  # the reconciler must outlive any one bad start or stop
+                self.log(f"reconcile error:\n{traceback.format_exc()}")
+            changed = self._demand_changed.wait(0.1)
+
     # ---------------------------------------------------------------------------------- lifecycle
     def start(self) -> None:
-        """Start the worker (idempotent)."""
+        """Start the worker (idempotent). Blocks on the lifecycle lock: never call it from OBS."""
         with self._lifecycle:
             if self._threads:
                 return
@@ -147,7 +205,9 @@ class Supervisor:
                 self._threads.append(t)
 
     def stop(self, timeout: float = 2.0) -> None:
-        """Ask the worker to exit, kill it if it does not, and clean every segment name up."""
+        """Ask the worker to exit, kill it if it does not, and clean every segment name up.
+
+        Blocks up to a few seconds: never call it from OBS (see ``close``)."""
         with self._lifecycle:
             self._stop.set()
             self._wake.set()
@@ -178,26 +238,29 @@ class Supervisor:
             self.log(f"worker {state}{': ' + detail if detail else ''}")
 
     def _relay(self) -> None:
-        attempt = 0
         while not self._stop.is_set():
-            started = time.monotonic()
             reason = self._run_one_worker()
             if self._stop.is_set():
                 break
-            if time.monotonic() - started > HEALTHY_RESET_S:
-                attempt = 0
-            delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
-            attempt += 1
+            delay = self.backoff(time.monotonic())
             self.restarts += 1
             self._set("restarting", f"{reason}; retrying in {delay:g} s")
             self._stop.wait(delay)
 
+    def backoff(self, now: float) -> float:
+        """Record a crash at ``now`` and return how long to wait before the next start."""
+        self._crashes.append(now)
+        while self._crashes and now - self._crashes[0] > CRASH_WINDOW_S:
+            self._crashes.popleft()
+        return BACKOFF_S[min(len(self._crashes), len(BACKOFF_S)) - 1]
+
     def _run_one_worker(self) -> str:
         """Start a worker, serve it until it goes away, and return why it did."""
         endpoint = Endpoint.new()
+        self._starting_since = time.monotonic()  # the watchdog's start-up deadline runs from here
         self._set("starting", "")
         try:
-            env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT), PYTHONUNBUFFERED="1")
+            env = dict(os.environ, **self.env, PYTHONPATH=str(PROJECT_ROOT), PYTHONUNBUFFERED="1")
             flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)
             bell_read, bell_write = os.pipe() if sys.platform != "win32" else (None, None)
             try:
@@ -247,6 +310,7 @@ class Supervisor:
             return f"supervisor error: {exc!r}"
         finally:
             self._conn = None
+            self._starting_since = None
             bell, self._doorbell = self._doorbell, None
             if bell is not None:
                 os.close(bell)
@@ -268,8 +332,21 @@ class Supervisor:
         self.detail = f"worker did not answer within {self.startup_s:g} s"
         return None
 
+    def _await_ready(self, conn: ControlConnection, proc: subprocess.Popen[bytes]) -> dict[str, Any] | None:
+        """The worker's first message, or None if it dies, stops or misses the start-up deadline."""
+        deadline = (self._starting_since or time.monotonic()) + self.startup_s
+        while not conn.poll(0.05):
+            if self._stop.is_set() or proc.poll() is not None:
+                return None
+            if time.monotonic() > deadline:
+                self.detail = f"worker did not get ready within {self.startup_s:g} s"
+                return None
+        return conn.recv()
+
     def _serve(self, conn: ControlConnection, proc: subprocess.Popen[bytes]) -> str:
-        msg = conn.recv()
+        msg = self._await_ready(conn, proc)
+        if msg is None:
+            return self.detail or f"worker exited during start-up (code {proc.poll()})"
         if msg["type"] != "ready":
             return f"worker spoke {msg['type']!r} before 'ready'"
         self.provider = msg["provider"]
@@ -277,6 +354,7 @@ class Supervisor:
         self._pending_frames.clear()
         self._last_alive = time.monotonic()
         self.generation += 1
+        self._starting_since = None
         self._set("running", f"pid {msg['pid']}, {self.provider}")
         while not self._stop.is_set():
             if proc.poll() is not None:
@@ -311,6 +389,8 @@ class Supervisor:
                 self.stats[s["channel"]] = WorkerStats(
                     s["processed"], s["dropped"], s["process_ms"], s["preset"], s["engine"]
                 )
+        elif kind == "catalog":
+            self.catalog = {"engines": msg["engines"], "presets": msg["presets"], "provider": msg["provider"]}
         elif kind == "error":
             self.errors.append(msg["message"])
             self.log(f"worker error: {msg['message']}")
@@ -323,6 +403,12 @@ class Supervisor:
                 self.log(f"watchdog error:\n{traceback.format_exc()}")
 
     def _check_stall(self) -> None:
+        since = self._starting_since
+        if since is not None and time.monotonic() - since > self.startup_s:
+            # Frozen while starting (before or during the handshake): only a kill unblocks the relay.
+            self._starting_since = None
+            self.restart(f"worker did not start within {self.startup_s:g} s")
+            return
         if self.state == "running":
             now = time.monotonic()
             limit = LOADING_GRACE_S if self._loading else self.stall_s
