@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from facefusion_obs.bench.greenscreen import make_sequence
+from facefusion_obs.cli import frame_files
 from facefusion_obs.cli import process as process_cli
 from facefusion_obs.cli.main import CliError, main
 from facefusion_obs.pipeline.frame import FramePipeline
@@ -133,11 +134,11 @@ def test_writes_are_atomic(tmp_path, frames, monkeypatch) -> None:
     monkeypatch.setattr(os, "replace", broken_replace)
     rgba = np.zeros((4, 4, 4), np.uint8)
     with pytest.raises(OSError, match="disk full"):
-        process_cli.write_png_atomic(target, rgba)
+        frame_files.write_png_atomic(target, rgba)
     assert target.read_bytes() == b"previous"
     assert sorted(p.name for p in out.iterdir()) == ["frame.png"]
     monkeypatch.undo()
-    process_cli.write_png_atomic(target, rgba)
+    frame_files.write_png_atomic(target, rgba)
     assert _load_rgba(target).shape == (4, 4, 4)
     assert sorted(p.name for p in out.iterdir()) == ["frame.png"]
 

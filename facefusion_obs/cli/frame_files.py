@@ -1,9 +1,9 @@
 """Frames read from image, video and folder inputs, and RGBA PNGs written for one ``process`` run.
 
 Reading refuses what would hurt the machine or the user before it is decoded:
-- an image or video frame larger than :data:`MAX_SIDE` pixels on a side (the product's frame limit,
-  the same one the shared-memory frames have); an image's size is read from its header first, so a
-  decompression bomb is never decoded;
+- an image or video frame larger than :data:`MAX_SIDE` (8192) pixels on a side (the product's frame
+  limit, the same one the shared-memory frames have); an image's size is read from its header first,
+  so a decompression bomb is never decoded;
 - a video that ends early: the decoded frame count is checked against the count the container
   declares, so a truncated file is reported instead of silently yielding fewer frames.
 
@@ -16,8 +16,10 @@ may replace an input file (checked by inode, so symlinks and hard links count).
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import stat
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -30,8 +32,11 @@ from facefusion_obs.ipc.frames import MAX_SIDE
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
-# A container's declared frame count may be an estimate (duration x fps) that rounds up by one, so a
-# video counts as "ended early" only when more than this many frames are missing.
+# AVI (its index) and MP4/MOV (the sample table) store how many frames they hold, so one missing frame
+# there means the file was cut. Other containers (Matroska, WebM...) only store a duration and OpenCV
+# estimates the count as duration x fps, which may round up: there a video counts as "ended early" only
+# when more than FRAME_COUNT_TOLERANCE frames are missing.
+EXACT_COUNT_SUFFIXES = (".avi", ".mp4", ".m4v", ".mov")
 FRAME_COUNT_TOLERANCE = 1
 
 STAGING_PREFIX = ".facefusion-obs-partial-"
@@ -69,7 +74,10 @@ def read_image(path: Path) -> Any:
     if not path.is_file():
         raise CliError(f"cannot read image {path}: not a file")
     image_size(path)
-    data = np.fromfile(str(path), dtype=np.uint8)
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError as exc:
+        raise CliError(f"cannot read image {path}: {_why(exc)}") from None
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if image is None:
         raise CliError(f"cannot read image {path}: not a readable image file")
@@ -109,10 +117,14 @@ class FrameSource:
 
 def open_source(source: Path) -> FrameSource:
     """Classify and list ``source`` without decoding it; CliError when it cannot be used."""
-    if not source.exists():
+    st = _probe(source, "input")
+    if st is None:
         raise CliError(f"input {source} does not exist")
-    if source.is_dir():
-        files = sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if stat.S_ISDIR(st.st_mode):
+        try:
+            files = sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        except OSError as exc:
+            raise CliError(f"cannot list input folder {source}: {_why(exc)}") from None
         if not files:
             raise CliError(f"folder {source} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
         stems = [p.stem for p in files]
@@ -121,18 +133,33 @@ def open_source(source: Path) -> FrameSource:
             raise CliError(f"folder {source}: several frames would write {clash[0]}.png "
                            "(same name, different extensions)")
         return FrameSource(source, "folder", tuple(files))
+    if not stat.S_ISREG(st.st_mode):  # a FIFO or a device would block the decoder or never end
+        raise CliError(f"input {source} is not a regular file or folder")
     if source.suffix.lower() in IMAGE_SUFFIXES:
         return FrameSource(source, "image", (source,))
     return FrameSource(source, "video")
 
 
 def _video_frames(source: Path) -> Iterator[tuple[str, Any]]:
+    # A damaged file makes the decoders print to file descriptor 2, which would bury the one-line error
+    # below. libav is quietened by this setting (OpenCV reads it when it first opens a video in the
+    # process: the CLI's case; a value the user set is kept); OpenCV's fallback readers (its own MJPEG
+    # one, GStreamer) print unconditionally, so FFmpeg, which reads every common container, is the only
+    # backend tried where the build has it.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
     import cv2
 
-    capture = cv2.VideoCapture(str(source))
+    backend = cv2.CAP_FFMPEG if cv2.videoio_registry.hasBackend(cv2.CAP_FFMPEG) else cv2.CAP_ANY
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # "can't open" is said below
+    try:
+        capture = cv2.VideoCapture(str(source), backend)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
     try:
         if not capture.isOpened():
-            raise CliError(f"cannot read {source}: not an image or a video OpenCV can open")
+            raise CliError(f"cannot read {source}: not an image, or a video that is damaged (an MP4 cut "
+                           "short loses its index) or in a format OpenCV cannot open")
         width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
         height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
         if width > MAX_SIDE or height > MAX_SIDE:
@@ -149,7 +176,8 @@ def _video_frames(source: Path) -> Iterator[tuple[str, Any]]:
             index += 1
         if index == 0:
             raise CliError(f"cannot read {source}: the video has no readable frames")
-        if declared > 0 and index < declared - FRAME_COUNT_TOLERANCE:
+        tolerance = 0 if source.suffix.lower() in EXACT_COUNT_SUFFIXES else FRAME_COUNT_TOLERANCE
+        if declared > 0 and index < declared - tolerance:
             raise CliError(f"video {source} ends early: only {index} of the {declared} frames its "
                            "container declares could be decoded (a truncated or damaged file)")
     finally:
@@ -188,6 +216,17 @@ def _why(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
+def _probe(path: Path, label: str) -> os.stat_result | None:
+    """``stat`` with "not there" as None; any other OSError (a name too long, a symlink loop, a path
+    the kernel refuses) is one line naming the path, where ``Path.exists`` would raise a traceback."""
+    try:
+        return path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise CliError(f"{label} {path}: {_why(exc)}") from None
+
+
 class OutputRun:
     """The PNGs of one run: staged in a hidden folder, moved into ``output_dir`` by :meth:`commit`.
 
@@ -200,17 +239,20 @@ class OutputRun:
         self.output_dir, self.keep_partial = output_dir, keep_partial
         self._inputs = {i for i in map(_identity, source.inputs()) if i is not None}
         self._names: list[str] = []
-        self._created: Path | None = None  # the topmost folder this run created
+        self._created: list[Path] = []  # the folders this run creates, innermost first
         self._staging: Path | None = None
         check_output_dir(output_dir, source)
 
     def __enter__(self) -> OutputRun:
-        missing = [p for p in (self.output_dir, *self.output_dir.parents) if not p.exists()]
+        for folder in (self.output_dir, *self.output_dir.parents):
+            if _probe(folder, "output folder") is not None:
+                break
+            self._created.append(folder)
         try:
             self.output_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
+            self._remove_created()  # mkdir(parents=True) may fail after making some of them
             raise CliError(f"cannot create output folder {self.output_dir}: {_why(exc)}") from None
-        self._created = missing[-1] if missing else None
         try:
             self._staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=self.output_dir))
         except OSError as exc:
@@ -238,11 +280,19 @@ class OutputRun:
     def commit(self) -> list[Path]:
         """Move every staged frame into place; returns the final paths in stream order."""
         assert self._staging is not None, "OutputRun used outside its with-block"
+        # every target is checked before the first move, so a refusal leaves the folder as it was
+        for name in self._names:
+            target = self.output_dir / name
+            st = _probe(target, "output")
+            if st is None:
+                continue
+            if (st.st_dev, st.st_ino) in self._inputs:  # a video's outputs, or a link made meanwhile
+                raise CliError(f"output {target} is an input file; choose another output folder")
+            if stat.S_ISDIR(st.st_mode):
+                raise CliError(f"cannot write {target}: a folder of that name is in the way")
         written = []
         for name in self._names:
             target = self.output_dir / name
-            if _identity(target) in self._inputs:  # a link to an input appeared meanwhile
-                raise CliError(f"output {target} is an input file; choose another output folder")
             try:
                 os.replace(self._staging / name, target)
             except OSError as exc:
@@ -273,33 +323,34 @@ class OutputRun:
 
     def _remove_created(self) -> None:
         """Remove the folders this run created, innermost first, as long as they are empty."""
-        if self._created is None:
-            return
-        folder = self.output_dir
-        while True:
+        for folder in self._created:
             try:
                 folder.rmdir()
-            except OSError:
-                return
-            if folder == self._created:
-                return
-            folder = folder.parent
+            except OSError as exc:
+                if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                    return  # something else wrote there: keep it and the folders above it
+                # otherwise mkdir stopped before this one (not there, a name too long...): go on up
+        self._created = []
 
 
 def check_output_dir(output_dir: Path, source: FrameSource) -> None:
     """Refuse an output folder that is a file, is the input folder, or would overwrite an input."""
-    if output_dir.exists() and not output_dir.is_dir():
+    st = _probe(output_dir, "output folder")
+    if st is not None and not stat.S_ISDIR(st.st_mode):
         raise CliError(f"output folder {output_dir} is a file, not a folder")
-    for parent in output_dir.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise CliError(f"cannot create output folder {output_dir}: {parent} is a file")
-            break
-    if source.kind == "folder" and output_dir.exists() and output_dir.samefile(source.path):
+    if st is None:
+        for parent in output_dir.parents:
+            parent_st = _probe(parent, "output folder")
+            if parent_st is not None:
+                if not stat.S_ISDIR(parent_st.st_mode):
+                    raise CliError(f"cannot create output folder {output_dir}: {parent} is a file")
+                break
+    if source.kind == "folder" and st is not None and (st.st_dev, st.st_ino) == _identity(source.path):
         raise CliError(f"output folder {output_dir} is the input folder; choose another one")
-    inputs = {i for i in map(_identity, source.inputs()) if i is not None}
+    inputs = {_identity(path): path for path in source.inputs()}
+    inputs.pop(None, None)
     for name in source.output_names() or ():
         target = output_dir / name
-        if _identity(target) in inputs:
-            raise CliError(f"output {target} would overwrite the input {target}; choose another "
-                           "output folder")
+        hit = inputs.get(_identity(target))
+        if hit is not None:  # the same file, or a symlink or hard link to it
+            raise CliError(f"output {target} would overwrite the input {hit}; choose another output folder")

@@ -7,8 +7,12 @@ run in 1-3 ms, so serialising calls from several channels costs little and keeps
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+import tempfile
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -20,6 +24,33 @@ def _interpreter_class() -> Any:
     except ImportError:  # older installs ship the same interpreter as tflite_runtime
         from tflite_runtime.interpreter import Interpreter  # type: ignore[import-not-found]
     return Interpreter
+
+
+# LiteRT's C++ core prints this to the process's stderr (fd 2) when it builds the first interpreter.
+# A command's error must be one line, so the banner is held back; anything else written meanwhile
+# (by any thread) is passed on unchanged once the interpreter exists.
+_BANNER = b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+
+
+@contextlib.contextmanager
+def _without_native_banner() -> Iterator[None]:
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable fd 2 (a GUI host): nothing to hide
+        yield
+        return
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            rest = b"".join(line for line in held.read().splitlines(keepends=True) if not line.startswith(_BANNER))
+            if rest:
+                os.write(2, rest)
 
 
 def default_threads() -> int:
@@ -36,9 +67,10 @@ class LiteRTSession:
     def __init__(self, data: bytes, label: str, num_threads: int | None = None) -> None:
         self.label = label
         self._data = data  # the interpreter reads the flatbuffer in place: keep it alive as long as we are
-        self.interpreter = _interpreter_class()(model_content=data,
-                                                num_threads=num_threads or default_threads())
-        self.interpreter.allocate_tensors()
+        with _without_native_banner():
+            self.interpreter = _interpreter_class()(model_content=data,
+                                                    num_threads=num_threads or default_threads())
+            self.interpreter.allocate_tensors()
         self.inputs = self.interpreter.get_input_details()
         self.outputs = self.interpreter.get_output_details()
         self.lock = threading.Lock()
