@@ -205,6 +205,30 @@ def test_box_mean_and_resize_agree_with_opencv() -> None:
                                x[:36, :52].reshape(9, 4, 13, 4).mean(axis=(1, 3)), atol=1e-6)
 
 
+def test_plane_conversions_and_remap_match_the_pure_array_path(monkeypatch) -> None:
+    """The frame's way in and out (one fused conversion each) and the mesh warp's sampling."""
+    rng = np.random.default_rng(5)
+    bgra = rng.integers(0, 256, (37, 53, 4), dtype=np.uint8)
+    values = (rng.random((37, 53)) * 300 - 20).astype(np.float32)
+    texture = rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)
+    mx, my = (rng.random((2, 17, 19)) * [[[29.0]], [[39.0]]]).astype(np.float32)
+    mask = rng.random((37, 53)) > 0.97
+    rgb = ops.bgra_to_rgb(bgra)
+    fast = (rgb, ops.split_planes(rgb), ops.merge_planes([*ops.split_planes(rgb), bgra[..., 3]]),
+            ops.to_uint8(values), ops.remap(texture, mx, my), ops.grow(mask, 3), ops.fill_holes(values, mask))
+    monkeypatch.setattr(ops, "_cv2_for", lambda xp: None)
+    pure = (ops.bgra_to_rgb(bgra), ops.split_planes(rgb), ops.merge_planes([*ops.split_planes(rgb), bgra[..., 3]]),
+            ops.to_uint8(values), ops.remap(texture, mx, my), ops.grow(mask, 3), ops.fill_holes(values, mask))
+    assert np.array_equal(fast[0], bgra[..., 2::-1]) and np.array_equal(pure[0], fast[0])
+    assert all(np.array_equal(a, b) for a, b in zip(fast[1], pure[1], strict=True))
+    assert np.array_equal(fast[2], pure[2]) and np.array_equal(fast[2][..., :3], rgb)
+    assert np.array_equal(fast[3], pure[3]) and fast[3].min() == 0 and fast[3].max() == 255
+    assert fast[4].shape == (17, 19, 3)
+    np.testing.assert_allclose(fast[4], pure[4], atol=0.1)
+    assert np.array_equal(fast[5], pure[5]) and fast[5].sum() > mask.sum()
+    np.testing.assert_allclose(fast[6], pure[6], rtol=1e-4, atol=1e-3)
+
+
 def test_fill_holes_spreads_known_cells_into_any_hole() -> None:
     values = np.zeros((10, 12), np.float32)
     known = np.zeros((10, 12), bool)

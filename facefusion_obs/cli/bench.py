@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-BENCHMARKS = ("ipc", "matting", "faces", "swap")
+BENCHMARKS = ("ipc", "matting", "faces", "swap", "pipeline")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

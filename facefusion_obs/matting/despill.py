@@ -8,19 +8,22 @@ to neutral. ``weight`` lets the person prior protect green clothing.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from facefusion_obs.runtime.imageops import to_uint8
 from facefusion_obs.runtime.xp import module_of
 
+if TYPE_CHECKING:
+    from facefusion_obs.matting.keycolor import KeyColor
 
-def despill(rgb: Any, diff: Any, primary: int, amount: float, weight: Any = None) -> Any:
-    """rgb (H, W, 3 uint8) with the key channel reduced by ``amount`` of the spill ``diff`` (H, W)."""
-    xp = module_of(rgb)
-    if amount <= 0.0:
-        return rgb
-    spill = xp.clip(diff, 0.0, 255.0) * amount
+
+def despill(planes: list[Any], key: KeyColor, amount: float, weight: Any = None) -> Any:
+    """The key colour's plane with ``amount`` of its spill (its excess over the larger of the other
+    two planes) taken out; ``weight`` (H, W float, 0..1) scales it per pixel."""
+    xp = module_of(planes[0])
+    a, b = key.others
+    primary = planes[key.primary]
+    spill = xp.clip(primary.astype(xp.float32) - xp.maximum(planes[a], planes[b]), 0.0, 255.0) * amount
     if weight is not None:
         spill = spill * weight
-    out = rgb.copy()
-    out[..., primary] = xp.clip(rgb[..., primary] - spill + 0.5, 0.0, 255.0).astype(xp.uint8)
-    return out
+    return to_uint8(primary - spill)

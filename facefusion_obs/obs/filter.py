@@ -13,7 +13,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from facefusion_obs.config import default_options
-from facefusion_obs.ipc.frames import FrameChannel, check_geometry
+from facefusion_obs.ipc.frames import CorruptHeader, FrameChannel, check_geometry
 from facefusion_obs.obs.gpu import GpuResources, copy_rows
 from facefusion_obs.obs.scenes import effective_options
 from facefusion_obs.obs.supervisor import Supervisor
@@ -127,8 +127,15 @@ class FaceFusionFilter:
         if texture is None:
             return
         t1 = time.perf_counter()
-        self._send_frame(sup, texture)
-        self._take_output(sup)
+        try:
+            self._send_frame(sup, texture)
+            self._take_output(sup)
+        except CorruptHeader:
+            # not written by this protocol (or by a worker gone wrong): drop the channel, so the next
+            # frame opens a fresh one, and show the source meanwhile. Raised once, logged once.
+            self._close_channel(sup)
+            self.has_output = False
+            raise
         t2 = time.perf_counter()
         self.gpu.draw(self.gpu.output if self.has_output else texture)
         now = time.perf_counter()
@@ -164,10 +171,16 @@ class FaceFusionFilter:
         channel, gpu = self.channel, self.gpu
         assert channel is not None and gpu is not None
         t0 = time.perf_counter()
-        meta = channel.output.read(
-            lambda slot: gpu.upload(channel.output.slot_address(slot)), newer_than=self.output_count
-        )
+        uploaded: list[int] = []
+
+        def consume(slot: int) -> None:
+            gpu.upload(channel.output.slot_address(slot))
+            uploaded.append(slot)
+
+        meta = channel.output.read(consume, newer_than=self.output_count)
         if meta is None:
+            if uploaded:  # every copy met a rewrite: the texture holds a torn frame, never draw it
+                self.has_output = False
             return
         now = time.perf_counter()
         self.output_count = meta.count

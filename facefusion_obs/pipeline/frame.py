@@ -2,52 +2,47 @@
 
 Order matters: the face swap runs first so that matting despills and keys the *swapped* face, and the
 swap hands its face mask to the matting as a region that must stay opaque.
+
+Two cores are used without adding latency: the matte of frame N is solved on the work grid
+(``Matter.solve``, which reads only the input frame) on a second thread while the face work of the
+same frame runs on the caller's; the full-resolution finish then applies it to the swapped frame.
+numpy, OpenCV and LiteRT release the GIL in their heavy loops, so the two really overlap. The frame
+crosses memory three times at full resolution: BGRA to RGB on the way in (OpenCV's fused conversion),
+colour planes for the matte's finish, and one merge of planes and alpha straight into ``out``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from facefusion_obs.config import validate_options
 from facefusion_obs.matting import build_matter
-from facefusion_obs.runtime.xp import module_of, to_numpy
+from facefusion_obs.runtime.clock import StageClock
+from facefusion_obs.runtime.imageops import bgra_to_rgb, merge_planes
 from facefusion_obs.swap import build_swapper
 
 if TYPE_CHECKING:
     from facefusion_obs.runtime.pool import ModelPool
 
 
-def compose_rgba(rgb: Any, alpha: Any, out: np.ndarray | None = None) -> Any:
-    """Stack RGB (H, W, 3) and alpha (H, W), both uint8, into one contiguous RGBA image.
-
-    With ``out`` (host memory, such as a shared-memory output slot) the result is written there
-    directly, so the frame is not assembled once and then copied again.
-    """
-    if out is None:
-        xp = module_of(rgb)
-        out = xp.empty((*rgb.shape[:2], 4), dtype=xp.uint8)
-    else:
-        rgb, alpha = to_numpy(rgb), to_numpy(alpha)
-    out[..., :3] = rgb
-    out[..., 3] = alpha
-    return out
-
-
 class FramePipeline:
     """One pipeline per stream: it owns the stream's temporal state (tracking, smoothing, matte history).
 
     Models come from ``pool``, which the caller owns and shares between pipelines, so many channels
-    load them once.
+    load them once. ``close`` stops the matte thread (the worker calls it when a channel closes).
     """
 
     def __init__(self, options: Mapping[str, Any] | None, pool: ModelPool) -> None:
         self.options = validate_options(dict(options or {}))
         self.pool = pool
         self.swapper = build_swapper(self.options, pool)
-        self.matter = build_matter(self.options, pool)
+        self.clock = StageClock()
+        self.matter = build_matter(self.options, pool, clock=self.clock)
+        self._matte_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ffobs-matte")
 
     def configure(self, options: Mapping[str, Any]) -> None:
         """Apply changed options live; stages keep their state where the change allows it."""
@@ -60,11 +55,29 @@ class FramePipeline:
         self.swapper.recheck()
         return self.swapper.take_notes()
 
+    def close(self) -> None:
+        self._matte_thread.shutdown(wait=False, cancel_futures=True)
+
+    def _solve(self, rgb: Any) -> Any:
+        return self.matter.solve(rgb)
+
     def process(self, bgra: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """The RGBA result of one BGRA frame, written into ``out`` when one is given."""
-        rgb = np.ascontiguousarray(bgra[..., 2::-1])
+        clock = self.clock
+        with clock("convert in"):
+            rgb = bgra_to_rgb(bgra)
+        swapping = self.options["swap_enabled"]
+        solving = self._matte_thread.submit(self._solve, rgb) if swapping else None
         face_mask = None
-        if self.options["swap_enabled"]:
-            rgb, face_mask = self.swapper.process(rgb)
-        rgb, alpha = self.matter.process(rgb, opaque=face_mask)
-        return compose_rgba(rgb, alpha, out)
+        if swapping:
+            with clock("faces+swap"):
+                rgb, face_mask = self.swapper.process(rgb)  # the input frame is left as it was
+            with clock("waited"):
+                solved = solving.result()
+        else:
+            solved = self._solve(rgb)
+        planes, alpha = self.matter.finish(rgb, solved, opaque=face_mask)
+        with clock("compose"):
+            result = merge_planes([*planes, alpha], out)
+        clock.frames += 1
+        return result
