@@ -147,9 +147,10 @@ def test_messages_are_validated_field_by_field():
         control.decode(b"\x80\x04pickle")
 
 
-def _start_worker(endpoint: Endpoint) -> subprocess.Popen:
+def _start_worker(endpoint: Endpoint, stderr=subprocess.PIPE, env: dict | None = None) -> subprocess.Popen:
+    """A real worker process, bootstrapped over stdin as the supervisor does (the fault tests use it too)."""
     proc = subprocess.Popen([sys.executable, "-m", "facefusion_obs.worker"], stdin=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=stderr, text=True, env=env)
     proc.stdin.write(endpoint.to_json() + "\n")
     proc.stdin.close()
     return proc

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import threading
+import time
 import zipfile
 
 import pytest
@@ -248,3 +249,85 @@ def test_models_cli_lists_and_verifies(tmp_models, capsys):
     assert main(["models", "verify"]) == 0
     assert main(["models", "fetch", "inswapper_128"]) == 2  # licence not accepted, no tty: clear error
     assert "--accept-license" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------- tampering and the user's pins
+def _tamper_in_place(path) -> None:
+    """Flip one byte without changing the size, then put the old mtime back, as a careful tamper would."""
+    st = path.stat()
+    time.sleep(0.02)  # a tamper comes at least one coarse clock tick after the last write
+    with open(path, "r+b") as fh:
+        fh.seek(st.st_size // 2)
+        byte = fh.read(1)
+        fh.seek(st.st_size // 2)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_size, after.st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+
+
+def test_same_size_same_mtime_tamper_is_refused(tmp_models, embedded_models):
+    from facefusion_obs.faces.landmarker import FaceLandmarker
+    from facefusion_obs.runtime.pool import ModelPool
+
+    target = tmp_models / "face_landmark.tflite"
+    with ModelPool(models_dir=tmp_models) as pool:
+        assert pool.check("face_landmark") == ""  # verified, and remembered by the file's stat
+        _tamper_in_place(target)
+        assert "failed SHA-256 verification" in pool.check("face_landmark")
+        shutil.copy(embedded_models["face_landmark"], target)
+        assert pool.check("face_landmark") == ""
+        _tamper_in_place(target)
+        with pytest.raises(ModelUnavailable, match="failed SHA-256 verification"):
+            pool.load(FaceLandmarker)  # loading hashes the very bytes it loads, whatever any cache says
+    shutil.copy(embedded_models["face_landmark"], target)
+    _tamper_in_place(target)
+    with pytest.raises(ModelUnavailable, match="failed SHA-256 verification"):
+        model_path("face_landmark")
+
+
+def _bad_json(path):
+    path.write_text('{"inswapper_128_fp16": ', encoding="utf-8")
+
+
+def _not_utf8(path):
+    path.write_bytes(b'{"inswapper_128_fp16": "\xff\xfe"}')
+
+
+def _a_list(path):
+    path.write_text('["inswapper_128_fp16"]', encoding="utf-8")
+
+
+def _not_a_hash(path):
+    path.write_text('{"inswapper_128_fp16": "not-a-sha"}', encoding="utf-8")
+
+
+def _a_folder(path):
+    path.mkdir()
+
+
+@pytest.mark.parametrize("corrupt", [_bad_json, _not_utf8, _a_list, _not_a_hash, _a_folder],
+                         ids=["bad JSON", "not UTF-8", "a list", "not a hash", "a folder"])
+def test_corrupt_pin_file_is_one_line_naming_the_file_and_the_fix(tmp_models, capsys, corrupt):
+    from facefusion_obs.cli import doctor
+    from facefusion_obs.cli.main import main
+    from facefusion_obs.models.verify import pins_file
+    from facefusion_obs.runtime.pool import ModelPool
+
+    (tmp_models / "inswapper_128_fp16.onnx").write_bytes(os.urandom(4096))  # a model that needs a pin
+    pins = pins_file()
+    pins.parent.mkdir(parents=True)
+    corrupt(pins)
+    before = pins.read_bytes() if pins.is_file() else None
+    for argv in (["models", "list"], ["models", "verify"], ["models", "pin", "inswapper_128_fp16", "a" * 64],
+                 ["models", "fetch", "inswapper_128_fp16", "--accept-license"]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and str(pins) in err and "models pin" in err, (argv, err)
+    checks = {c.name: c for c in doctor.check_models()}
+    fp16 = checks["model inswapper_128_fp16"]
+    assert fp16.status == doctor.WARN and str(pins) in fp16.detail and "delete" in fp16.next_step
+    assert checks["model face_landmark"].status == doctor.OK  # the other checks go on
+    with ModelPool(models_dir=tmp_models) as pool:  # the worker reports it the same way, without raising
+        assert str(pins) in pool.check("inswapper_128_fp16")
+    assert (pins.read_bytes() if pins.is_file() else None) == before, "the user's file was rewritten"

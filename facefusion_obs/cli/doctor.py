@@ -160,12 +160,16 @@ def _is_standin(path: Path) -> bool:
 
 
 def check_models() -> list[Check]:
-    from facefusion_obs.models import EMBEDDED_MODELS, load_manifest, model_state
+    from facefusion_obs.models import EMBEDDED_MODELS, PinsError, load_manifest, model_state
 
     checks = []
     for name, spec in load_manifest().items():
-        state = model_state(name)
         embedded = name in EMBEDDED_MODELS
+        try:
+            state = model_state(name)
+        except PinsError as exc:  # the model's hash is in an unusable pin file: say so, check the rest
+            checks.append(Check(f"model {name}", FAIL if embedded else WARN, str(exc), exc.fix))
+            continue
         if state.state == "ok":
             label = ""
             if spec.source == "url":

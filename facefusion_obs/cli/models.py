@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from facefusion_obs.cli.main import CliError
+
+if TYPE_CHECKING:
+    from facefusion_obs.models import ModelState
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,13 +34,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from facefusion_obs.models import load_manifest, model_state
+    from facefusion_obs.models import load_manifest
 
     print(f"{'name':34} {'source':6} {'state':9} {'licence':42} file")
     for name in load_manifest():
-        st = model_state(name)
+        st = _state(name)
         print(f"{name:34} {st.spec.source:6} {st.state:9} {st.spec.license[:42]:42} {st.path}")
     return 0
+
+
+def _state(name: str, *, move_bad: bool = False) -> ModelState:
+    """``model_state``, with an unusable pin file turned into the one-line CLI error."""
+    from facefusion_obs.models import PinsError, model_state
+
+    try:
+        return model_state(name, move_bad=move_bad)
+    except PinsError as exc:
+        raise CliError(str(exc)) from None
 
 
 def _ask(question: str) -> bool:
@@ -61,11 +75,11 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from facefusion_obs.models import load_manifest, model_state
+    from facefusion_obs.models import load_manifest
 
     bad = 0
     for name in load_manifest():
-        st = model_state(name, move_bad=True)
+        st = _state(name, move_bad=True)
         if st.state == "missing":
             continue
         print(f"{name}: {st.state}{' - ' + st.detail if st.detail else ''}")

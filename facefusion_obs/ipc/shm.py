@@ -115,14 +115,15 @@ def sweep_orphans() -> list[str]:
         if not _NAME.match(entry):
             continue
         pid = int(entry.split("-")[1])
-        if pid == os.getpid() or _alive(pid):
+        if pid == os.getpid() or alive(pid):
             continue
         if unlink(entry):
             removed.append(entry)
     return removed
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """True while process ``pid`` exists (a process of another user counts as existing)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -16,11 +16,11 @@ from pathlib import Path
 from facefusion_obs.config import locations
 from facefusion_obs.models.errors import FetchError, LicenseNotAccepted, ModelUnavailable
 from facefusion_obs.models.manifest import ManifestError, ModelSpec, load_manifest
-from facefusion_obs.models.verify import load_pins, matches, quarantine, save_pin, sha256_file
+from facefusion_obs.models.verify import PinsError, load_pins, matches, quarantine, save_pin, sha256_file
 
 __all__ = [
     "EMBEDDED_MODELS", "FetchError", "LicenseNotAccepted", "ManifestError", "ModelSpec",
-    "ModelState", "ModelUnavailable", "check_spec", "ensure_embedded_models", "expected_sha256", "fetch",
+    "ModelState", "ModelUnavailable", "PinsError", "check_spec", "ensure_embedded_models", "expected_sha256", "fetch",
     "fetch_hint", "get_spec", "model_path", "model_state", "pin", "read_verified", "sha256_file",
 ]
 
@@ -53,10 +53,7 @@ def _expected_or_refuse(spec: ModelSpec, path: Path) -> str:
     if not path.is_file():
         raise ModelUnavailable(f"model {spec.name!r} is not installed ({path} is missing); fetch it with: "
                                f"{fetch_hint(spec)}  (or place the file there by hand)")
-    try:
-        expected = expected_sha256(spec)
-    except ValueError as exc:  # a corrupt pin file: name it, never a traceback
-        raise ModelUnavailable(str(exc)) from None
+    expected = expected_sha256(spec)  # a corrupt pin file raises PinsError, a ModelUnavailable
     if expected is None:
         raise ModelUnavailable(
             f"model {spec.name!r} ({path}) has no published SHA-256, so it is not loaded. If you trust this "
@@ -142,7 +139,8 @@ class ModelState:
 
 
 def model_state(name: str, *, move_bad: bool = False) -> ModelState:
-    """Check one model without raising (for ``models list/verify`` and ``doctor``)."""
+    """Check one model (for ``models list/verify`` and ``doctor``). Raises only PinsError, for a model
+    whose hash lives in the user's pin file when that file is unusable: no state would be true then."""
     spec = get_spec(name)
     path = locations().models_dir / spec.file
     if not path.is_file():

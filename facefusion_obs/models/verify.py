@@ -14,8 +14,18 @@ import time
 from pathlib import Path
 
 from facefusion_obs.config import locations
+from facefusion_obs.models.errors import ModelUnavailable
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class PinsError(ModelUnavailable):
+    """The user's pin file cannot be used. One line: the file, what is wrong, and what to do."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        self.path = path
+        self.fix = f"delete {path} (or correct it), then pin again: facefusion-obs models pin NAME SHA256"
+        super().__init__(f"model pin file {path} {problem}; {self.fix}")
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -45,17 +55,25 @@ def pins_file() -> Path:
 
 
 def load_pins() -> dict[str, str]:
-    """User-pinned hashes (model name -> sha256) for models the manifest cannot vouch for."""
+    """User-pinned hashes (model name -> sha256) for models the manifest cannot vouch for.
+
+    Raises PinsError for a file that cannot be read or is not such a mapping; it is never rewritten
+    then, so nothing the user had is lost.
+    """
     path = pins_file()
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"model pin file {path} is not valid JSON: {exc}") from None
+    except UnicodeDecodeError:
+        raise PinsError(path, "is not UTF-8 text") from None
+    except ValueError as exc:  # JSONDecodeError
+        raise PinsError(path, f"is not valid JSON ({exc})") from None
+    except OSError as exc:  # a folder, no permission
+        raise PinsError(path, f"cannot be read ({exc.strerror or exc})") from None
     if not isinstance(data, dict) or not all(
             isinstance(k, str) and isinstance(v, str) and _SHA256.match(v) for k, v in data.items()):
-        raise ValueError(f"model pin file {path} must map model names to 64-hex-digit SHA-256 values")
+        raise PinsError(path, "must map model names to 64-hex-digit SHA-256 values")
     return data
 
 

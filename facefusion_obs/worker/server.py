@@ -229,8 +229,12 @@ class Worker:
             self._selector.register(self.conn.fileno(), selectors.EVENT_READ)
             self._selector.register(self.doorbell, selectors.EVENT_READ)
         for key, _ in self._selector.select(timeout):
-            if key.fd == self.doorbell:
-                os.read(self.doorbell, 65536)  # drain: one wake-up serves every frame rung so far
+            # drain: one wake-up serves every frame rung so far
+            if key.fd == self.doorbell and not os.read(self.doorbell, 65536):
+                # End of file: OBS closed its end, which it does only when it is done with us or dead.
+                log.info("doorbell closed: OBS is gone; exiting")
+                self._selector.unregister(self.doorbell)
+                self.running = False
 
     def run(self) -> None:
         self.conn.send("ready", pid=os.getpid(), effects=list(EFFECTS), provider=self.provider)
