@@ -46,7 +46,7 @@ def test_preset_round_trips_through_disk(store, astronaut_png, sample_images_dir
 
 
 @pytest.mark.parametrize("bad", ["", "../x", "a/b", "a\\b", ".hidden", "con", "LPT1.txt", "x" * 65,
-                                 "trailing ", "dot.", "nul", None, 3])
+                                 "trailing ", "dot.", "nul", None, 3, "x\n", "x\r", "a\tb", "face/.."])
 def test_unsafe_names_are_refused(bad):
     with pytest.raises(PresetError, match="invalid preset name"):
         validate_name(bad)
@@ -125,4 +125,8 @@ def test_presets_cli(store, astronaut_png, monkeypatch, capsys):
     assert json.loads(capsys.readouterr().out)["name"] == "cli"
     assert main(["presets", "add", "../bad", str(astronaut_png)]) == 2
     assert "invalid preset name" in capsys.readouterr().err
+    for name in ("x\n", "cli\n"):  # matched in full: a trailing newline is no way around the check
+        assert main(["presets", "add", name, str(astronaut_png)]) == 2
+        assert main(["presets", "show", name]) == 2
+        assert capsys.readouterr().err.count("invalid preset name") == 2
     assert main(["presets", "remove", "cli"]) == 0

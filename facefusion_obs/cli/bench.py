@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-BENCHMARKS = ("ipc", "matting", "faces", "swap", "pipeline")
+BENCHMARKS = ("ipc", "matting", "faces", "swap", "pipeline", "soak")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,6 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")
     p.add_argument("--out", default="out/bench", help="folder for pictures and reports")
     p.add_argument("--no-obs", action="store_true", help="ipc: skip the measurement inside real OBS")
+    p.add_argument("--minutes", type=float, default=None, help="soak: how long to run (default 10)")
     p.set_defaults(handler=_run)
 
 

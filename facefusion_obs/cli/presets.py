@@ -42,6 +42,8 @@ def _guard(fn):
             return fn(args)
         except (PresetError, ModelUnavailable) as exc:
             raise CliError(str(exc)) from None
+        except OSError as exc:  # e.g. a read-only or full presets folder
+            raise CliError(f"{exc.filename or 'presets folder'}: {exc.strerror or exc}") from None
     return run
 
 
@@ -54,8 +56,24 @@ def _add(args: argparse.Namespace) -> int:
 
 @_guard
 def _list(args: argparse.Namespace) -> int:
-    for name in _store().names():
+    """One preset a line; a damaged one is listed, marked with what is wrong, and makes the exit non-zero."""
+    from facefusion_obs.presets import PresetDamaged, PresetError
+
+    store, damaged = _store(), []
+    for name in store.names():
+        try:
+            store.load(name)
+        except PresetDamaged as exc:
+            damaged.append(name)
+            print(f"{name}  [damaged: {exc.file}: {exc.reason}]")
+            continue
+        except PresetError:  # removed while we listed
+            continue
         print(name)
+    if damaged:
+        raise CliError(f"{len(damaged)} damaged preset{'s' if len(damaged) > 1 else ''}: "
+                       f"{', '.join(map(repr, damaged))} (repair with: facefusion-obs presets add NAME PHOTO... "
+                       "--replace)")
     return 0
 
 

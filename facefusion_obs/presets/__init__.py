@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from facefusion_obs.presets.names import PresetError, validate_name
+from facefusion_obs.presets.names import PresetDamaged, PresetError, validate_name
 from facefusion_obs.presets.store import Preset, PresetStore, preset_from_image
 
-__all__ = ["IMAGE_SUFFIXES", "Preset", "PresetError", "PresetStore", "PresetWatcher", "preset_from_image",
-           "resolve_source", "validate_name"]
+__all__ = ["IMAGE_SUFFIXES", "Preset", "PresetDamaged", "PresetError", "PresetStore", "PresetWatcher",
+           "preset_from_image", "resolve_source", "validate_name"]
 
 log = logging.getLogger("facefusion_obs.presets")
 
@@ -39,12 +39,17 @@ class PresetWatcher:
 
     ``poll()`` costs one ``stat`` of ``preset.json`` (at most every ``interval`` seconds), so the worker
     may call it every frame.
+
+    A preset that fails to load (damaged, missing, no face) never takes away the one serving: ``preset``
+    stays the last good one (None if there was none) and ``failure`` says why, until a load succeeds. So a
+    damaged file on disk, or a switch to a damaged preset, leaves the stream swapped as before, and a
+    repaired preset (a new ``preset.json``) is picked up by the next poll.
     """
 
     def __init__(self, value: str = "", store: PresetStore | None = None, interval: float = 0.5) -> None:
         self.value, self.store, self.interval = value.strip(), store or PresetStore(), interval
         self.preset: Preset | None = None
-        self.error: str = ""
+        self.failure: PresetError | None = None
         self._stamp: object = None
         self._checked = float("-inf")
         self._load()
@@ -55,9 +60,18 @@ class PresetWatcher:
     def _load(self) -> None:
         self._stamp = self.store.stamp(self.value) if self._is_named() else None
         try:
-            self.preset, self.error = resolve_source(self.value, self.store), ""
+            self.preset, self.failure = resolve_source(self.value, self.store), None
         except PresetError as exc:
-            self.preset, self.error = None, str(exc)
+            self.failure = exc
+            log.warning("%s", self.problem)
+
+    @property
+    def problem(self) -> str:
+        """What is wrong and what serves meanwhile, for the status line; "" while the preset loads."""
+        if self.failure is None:
+            return ""
+        serving = f"still swapping to {self.preset.name!r}" if self.preset else "no face swap"
+        return f"{self.failure}; {serving} until it loads"
 
     def follow(self, value: str) -> bool:
         """Switch to another option value. True if it differs: callers drop what they derived."""
@@ -65,18 +79,17 @@ class PresetWatcher:
             return False
         self.value, self._checked = value.strip(), float("-inf")
         self._load()
-        if self.error:
-            log.warning("face swap passes frames through: %s", self.error)
         return True
 
     def current(self) -> Preset | None:
         """The preset now, reloaded first if its files changed on disk."""
-        if self.poll():
+        if self.poll() and self.failure is None:
             log.info("preset %r changed on disk: reloaded", self.value)
         return self.preset
 
     def poll(self) -> bool:
-        """Reload if the preset changed on disk; True when ``preset`` was replaced."""
+        """Reload if the preset changed on disk; True when a reload was tried (``preset`` may have been
+        replaced, or ``failure`` set while the last good one keeps serving)."""
         import time
 
         now = time.monotonic()

@@ -11,6 +11,7 @@ import numpy as np
 
 from facefusion_obs.faces.detector import FULL_RANGE, SHORT_RANGE, FaceDetector
 from facefusion_obs.faces.landmarker import FaceLandmarker, roi_from_detection, roi_from_landmarks
+from facefusion_obs.presets import files
 from facefusion_obs.presets.names import PresetError
 
 if TYPE_CHECKING:
@@ -40,18 +41,15 @@ class SourcePhoto:
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    """Decode an image file to RGB uint8 (downscaled to at most 2048 px); errors name the file."""
+    """Decode a photo to RGB uint8 (downscaled to at most 2048 px); its size is checked from its header
+    before decoding, and every problem (missing, empty, not an image, too large) is a BadFile naming it."""
     path = Path(path)
-    if not path.is_file():
-        raise PresetError(f"image {str(path)!r} does not exist")
-    data = np.fromfile(path, np.uint8)
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise PresetError(f"image {str(path)!r} could not be decoded (not a PNG/JPEG/BMP/WebP image?)")
-    scale = MAX_SOURCE_SIDE / max(bgr.shape[:2])
+    files.check_photo_size(path)
+    rgb = files.decode_rgb(path, files.read_bytes(path, files.MAX_PHOTO_BYTES, follow_links=True))
+    scale = MAX_SOURCE_SIDE / max(rgb.shape[:2])
     if scale < 1:
-        bgr = cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    return np.ascontiguousarray(bgr[..., ::-1])
+        rgb = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return rgb
 
 
 def analyse_photo(rgb: np.ndarray, label: str, face_index: int | None = None,

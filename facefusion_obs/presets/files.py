@@ -10,8 +10,9 @@ whatever the umask. Every read checks what it can before spending memory on it:
   directory and are checked before anything is decompressed; a member whose data runs past its
   declared size fails the zip's own CRC check, so a lying directory cannot pass either. No pickle.
 - images: the size comes from the file's header and is checked before decoding: a photo given to
-  ``presets add`` at most ``MAX_PHOTO_SIDE`` (16384) px on a side and ``MAX_PHOTO_PIXELS`` (50 million
-  pixels); a preset's own PNGs at most ``MAX_STORED_SIDE`` (2048) px on a side.
+  ``presets add`` at most ``MAX_PHOTO_SIDE`` (16384) px on a side, ``MAX_PHOTO_PIXELS`` (50 million
+  pixels) and ``MAX_PHOTO_BYTES`` (256 MiB); a preset's own PNGs at most ``MAX_STORED_SIDE`` (2048) px on a
+  side.
 
 Problems raise :class:`BadFile` (a PresetError) naming the file; the store adds the preset's name.
 """
@@ -43,6 +44,7 @@ MAX_NPZ_MEMBER_BYTES = 4 << 20
 MAX_NPZ_TOTAL_BYTES = 16 << 20
 MAX_PHOTO_SIDE = 16384
 MAX_PHOTO_PIXELS = 50_000_000
+MAX_PHOTO_BYTES = 256 << 20  # an uncompressed TIFF of MAX_PHOTO_PIXELS is 150 MB
 MAX_STORED_SIDE = 2048
 DIR_MODE, FILE_MODE = 0o700, 0o600
 
@@ -63,27 +65,39 @@ def make_private_dir(path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------- reading
-def read_bytes(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
-    """The bytes of a regular file of at most ``limit`` bytes (a FIFO or link would hang or mislead)."""
+def read_bytes(path: Path, limit: int = MAX_FILE_BYTES, *, follow_links: bool = False) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes (a FIFO would hang, and inside a preset a
+    link could lead anywhere; a photo the user names may be a link, hence ``follow_links``).
+
+    Checked before opening, and again on the open file (it may have been swapped in between); only the
+    file's own size is allocated, never ``limit``."""
     try:
-        st = os.lstat(path)
+        st = os.stat(path) if follow_links else os.lstat(path)
     except FileNotFoundError:
         raise BadFile(path, "is missing", missing=True) from None
     except OSError as exc:
         raise BadFile(path, f"cannot be read ({exc.strerror or exc})") from None
+    _check_regular(path, st, limit)
+    flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
+    if not follow_links:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    try:
+        with os.fdopen(os.open(path, flags), "rb") as fh:
+            st = os.fstat(fh.fileno())
+            _check_regular(path, st, limit)
+            data = fh.read(st.st_size + 1)
+    except OSError as exc:
+        raise BadFile(path, f"cannot be read ({exc.strerror or exc})") from None
+    if len(data) != st.st_size:
+        raise BadFile(path, "changed while being read")
+    return data
+
+
+def _check_regular(path: Path, st: os.stat_result, limit: int) -> None:
     if not stat.S_ISREG(st.st_mode):
         raise BadFile(path, "is not a regular file")
     if st.st_size > limit:
         raise BadFile(path, f"is {st.st_size} bytes, above the limit of {limit}")
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
-        with os.fdopen(fd, "rb") as fh:
-            data = fh.read(limit + 1)
-    except OSError as exc:
-        raise BadFile(path, f"cannot be read ({exc.strerror or exc})") from None
-    if len(data) > limit:
-        raise BadFile(path, f"grew above the limit of {limit} bytes while being read")
-    return data
 
 
 def _depth(value: Any, limit: int) -> int:
@@ -211,6 +225,8 @@ def read_png(path: Path, max_side: int = MAX_STORED_SIDE) -> np.ndarray:
 
 def check_photo_size(path: Path) -> None:
     """Refuse, from its header, a photo above ``MAX_PHOTO_SIDE`` or ``MAX_PHOTO_PIXELS``."""
+    if not path.exists():
+        raise BadFile(path, "does not exist", missing=True)
     if not path.is_file():  # a FIFO would block the header read
         raise BadFile(path, "is not a regular file")
     if path.stat().st_size == 0:

@@ -12,77 +12,52 @@ Layout of ``<presets_dir>/<name>/``::
 Every file of a revision is written first, then ``preset.json`` is replaced in one ``os.replace``,
 then files no longer referenced are deleted. A reader therefore sees either the old or the new
 revision, never a mix; the one thing it can meet is an old file deleted under it, and ``load`` retries.
+
+Every read goes through ``files`` (limits checked before memory is spent) and ``schema`` (what the
+content must be), so a damaged or hostile preset is refused as :class:`PresetDamaged` naming the preset
+and the file, and never reaches an engine. Folders are 0700 and files 0600: a preset is a face.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import shutil
+import stat
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from facefusion_obs.config import locations
+from facefusion_obs.presets import files, schema
 from facefusion_obs.presets.analyse import SourcePhoto, analyse_photo, face_texture, read_rgb, thumbnail
-from facefusion_obs.presets.names import PresetError, validate_name
+from facefusion_obs.presets.files import BadFile
+from facefusion_obs.presets.names import PresetDamaged, PresetError, validate_name
 
-FORMAT = 1
 META = "preset.json"
-_KEY = re.compile(r"^[a-z0-9_]{1,40}$")
+_REVISION = re.compile(r"\.r(\d{1,9})\.")  # in the file names the store writes
 
 
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+@contextlib.contextmanager
+def _damage(preset: str, path: Path, *, missing_passes: bool = False) -> Iterator[None]:
+    """Turn a problem met while reading ``path`` (a file that fails ``files``' limits, content that fails
+    the schema) into PresetDamaged naming the preset and the file. With ``missing_passes`` a missing
+    file stays a BadFile, for ``load`` to retry: a newer revision may have replaced it."""
     try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _write_png(path: Path, rgb: np.ndarray) -> None:
-    def write(tmp: Path) -> None:
-        ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]))
-        if not ok:
-            raise PresetError(f"could not encode {path.name}")
-        tmp.write_bytes(buf.tobytes())
-    _write_atomic(path, write)
-
-
-def _read_png(path: Path) -> np.ndarray:
-    bgr = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise PresetError(f"preset file {path} is not a readable PNG")
-    return np.ascontiguousarray(bgr[..., ::-1])
-
-
-def _write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    for key, value in arrays.items():
-        if np.asarray(value).dtype == object:
-            raise PresetError(f"array {key!r} has dtype object, which cannot be stored without pickle")
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **{k: np.asarray(v) for k, v in arrays.items()})
-    _write_atomic(path, write)
-
-
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
-
-
-def _write_json(path: Path, data: Mapping[str, Any]) -> None:
-    _write_atomic(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8"))
+        yield
+    except BadFile as exc:
+        if missing_passes and exc.missing:
+            raise
+        raise PresetDamaged(preset, exc.path, exc.reason) from None
+    except PresetError:
+        raise
+    except ValueError as exc:
+        raise PresetDamaged(preset, path, str(exc)) from None
 
 
 @dataclass
@@ -104,20 +79,17 @@ class Preset:
         """The source photos (RGB), for engines that derive their own data (e.g. embeddings)."""
         if self._sources is None:
             assert self.folder is not None
-            self._sources = [_read_png(self.folder / s["file"]) for s in self.meta["sources"]]
+            images = []
+            for source in self.meta["sources"]:
+                path = self.folder / source["file"]
+                with _damage(self.name, path):
+                    images.append(files.read_png(path))
+            self._sources = images
         return self._sources
 
     def derived(self, key: str) -> dict[str, np.ndarray] | None:
-        if key in self._derived:
-            return self._derived[key]
-        file = self.meta.get("derived", {}).get(key)
-        if file is None or self.folder is None:
-            return None
-        try:
-            self._derived[key] = _read_npz(self.folder / file)
-        except FileNotFoundError:
-            return None
-        return self._derived[key]
+        """Arrays cached under ``key`` (read, checked, with the preset), or None."""
+        return self._derived.get(key)
 
     def cached_arrays(self, key: str, compute: Callable[[Preset], Mapping[str, np.ndarray]],
                       ) -> dict[str, np.ndarray]:
@@ -149,14 +121,16 @@ class PresetStore:
 
     # ------------------------------------------------------------------------------------- reading
     def names(self) -> list[str]:
+        """Every preset folder, damaged ones included (``load`` says what is wrong with them), so a
+        damaged preset is reported rather than silently missing."""
         if not self.root.is_dir():
             return []
         out = []
         for p in sorted(self.root.iterdir()):
-            if p.is_dir() and (p / META).is_file():
+            if p.is_dir():
                 try:
                     out.append(validate_name(p.name))
-                except PresetError:
+                except PresetError:  # staging and trash folders start with '.'; others are not ours
                     continue
         return out
 
@@ -164,82 +138,108 @@ class PresetStore:
         """Changes whenever the preset is replaced on disk (cheap enough to poll every frame)."""
         try:
             st = (self.folder(name) / META).stat()
-        except FileNotFoundError:
+        except OSError:
             return None
         return (st.st_mtime_ns, st.st_size)
 
     def meta(self, name: str) -> dict[str, Any]:
-        path = self.folder(name) / META
+        """The preset's ``preset.json``, checked against the schema (its files are not read)."""
+        folder = self.folder(name)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            st = os.lstat(folder)
         except FileNotFoundError:
             raise PresetError(f"preset {name!r} does not exist (create it with: facefusion-obs presets "
                               f"add {name!r} IMAGE)") from None
-        except json.JSONDecodeError as exc:
-            raise PresetError(f"preset {name!r}: {path} is not valid JSON ({exc})") from None
-        if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("name") != name:
-            raise PresetError(f"preset {name!r}: {path} is not a format-{FORMAT} preset for this name")
-        return data
+        except OSError as exc:
+            raise PresetDamaged(name, folder, f"cannot be read ({exc.strerror or exc})") from None
+        if not stat.S_ISDIR(st.st_mode):  # a link could lead anywhere
+            raise PresetDamaged(name, folder, "is not a folder (a link or a file)")
+        path = folder / META
+        with _damage(name, path):
+            return schema.check_meta(files.read_json(path), name)
 
     def load(self, name: str) -> Preset:
+        """The preset with every file read and checked; PresetDamaged names the first bad file."""
         for attempt in range(3):
             meta = self.meta(name)
-            folder = self.folder(name)
             try:
-                faces = _read_npz(folder / meta["face_data"])
-                texture = _read_png(folder / meta["texture"])
-            except FileNotFoundError:
+                return self._read(name, meta)
+            except BadFile as exc:  # missing: an old revision's file deleted under us, so read the new one
                 if attempt == 2:
-                    raise PresetError(f"preset {name!r} is incomplete on disk ({folder})") from None
-                time.sleep(0.05)  # replaced while we read: read the new revision
-                continue
-            except (KeyError, ValueError) as exc:
-                raise PresetError(f"preset {name!r} is damaged: {exc}") from None
-            return Preset(name, int(meta["revision"]), meta, texture, faces["texture_points"],
-                          faces["landmarks"], folder, self)
+                    raise PresetDamaged(name, exc.path, exc.reason) from None
         raise AssertionError("unreachable")
 
+    def _read(self, name: str, meta: dict[str, Any]) -> Preset:
+        folder = self.folder(name)
+
+        def read(file: str, how: Callable[[Path], Any]) -> Any:
+            with _damage(name, folder / file, missing_passes=True):
+                return how(folder / file)
+
+        # the photos are only verified here (header and checksums); they are decoded when an engine asks
+        sizes = [read(s["file"], lambda p: files.png_size(p, files.read_bytes(p))) for s in meta["sources"]]
+        read(meta["thumbnail"], lambda p: files.png_size(p, files.read_bytes(p)))
+        texture = read(meta["texture"], files.read_png)
+        if texture.shape[0] != texture.shape[1]:
+            raise PresetDamaged(name, folder / meta["texture"],
+                                f"is {texture.shape[1]}x{texture.shape[0]} px, not square")
+        landmarks, points = read(meta["face_data"],
+                                 lambda p: schema.check_faces(files.read_npz(p), sizes, texture.shape[1]))
+        derived = {key: read(file, lambda p: schema.check_derived(files.read_npz(p)))
+                   for key, file in meta["derived"].items()}
+        return Preset(name, meta["revision"], meta, texture, points, landmarks, folder, self, _derived=derived)
+
     def show(self, name: str) -> dict[str, Any]:
-        meta = self.meta(name)
+        """What ``presets show`` prints, once every file has been checked."""
+        meta = self.load(name).meta
         folder = self.folder(name)
         return {"name": name, "folder": str(folder), "revision": meta["revision"],
                 "created": meta["created"], "updated": meta["updated"],
                 "sources": [{k: s[k] for k in ("original", "frontality", "faces_found")}
                             for s in meta["sources"]],
                 "primary": meta["primary"], "thumbnail": str(folder / meta["thumbnail"]),
-                "derived": sorted(meta.get("derived", {}))}
+                "derived": sorted(meta["derived"])}
 
     # ------------------------------------------------------------------------------------- writing
     def add(self, name: str, images: Iterable[Path | str], *, face_index: int | None = None,
             replace: bool = False) -> Preset:
-        """Create (or with ``replace`` overwrite) a preset from one or more photos of one person."""
+        """Create (or with ``replace`` overwrite) a preset from one or more photos of one person.
+
+        ``replace`` also repairs a damaged preset: a fresh revision is written beside whatever is there,
+        under file names no damaged ``preset.json`` can refer to, and only then made current.
+        """
         validate_name(name)
         paths = [Path(p) for p in images]
         if not paths:
             raise PresetError(f"preset {name!r}: give at least one image")
         photos = [analyse_photo(read_rgb(p), repr(str(p)), face_index) for p in paths]
         folder = self.folder(name)
-        exists = (folder / META).is_file()
-        if exists and not replace:
+        if os.path.lexists(folder) and not replace:
             raise PresetError(f"preset {name!r} already exists (use --replace to overwrite it)")
-        self.root.mkdir(parents=True, exist_ok=True)
-        old = self.meta(name) if exists else None
-        revision = (int(old["revision"]) + 1) if old else 1
-        if not exists:
+        files.make_private_dir(self.root)
+        if folder.is_symlink():
+            folder.unlink()  # a damaged preset: the link goes, whatever it points to stays
+        if not folder.exists():
             staging = self.root / f".{name}.new-{os.getpid()}"
             shutil.rmtree(staging, ignore_errors=True)
-            staging.mkdir()
-            self._write_revision(staging, name, revision, photos, paths, created=None)
+            files.make_private_dir(staging)
+            self._write_revision(staging, name, 1, photos, paths, created=None)
             try:
                 os.rename(staging, folder)  # appears complete, or not at all
             except OSError:
                 shutil.rmtree(staging, ignore_errors=True)
-                if (folder / META).is_file():
-                    raise PresetError(f"preset {name!r} was created concurrently; try again") from None
-                shutil.rmtree(folder, ignore_errors=True)  # a stray folder without preset.json
-                return self.add(name, paths, face_index=face_index, replace=replace)
-        else:
-            self._write_revision(folder, name, revision, photos, paths, created=old["created"])
+                raise PresetError(f"preset {name!r} was created concurrently; try again") from None
+            return self.load(name)
+        if not folder.is_dir():
+            raise PresetError(f"preset {name!r}: {folder} is a file, not a preset folder; move it away first")
+        files.make_private_dir(folder)
+        try:
+            old: dict[str, Any] | None = self.meta(name)
+        except PresetDamaged:
+            old = None  # repaired below
+        written = [int(m.group(1)) for p in folder.iterdir() if (m := _REVISION.search(p.name))]
+        revision = max([old["revision"] if old else 0, *written]) + 1
+        self._write_revision(folder, name, revision, photos, paths, created=old["created"] if old else None)
         return self.load(name)
 
     def _write_revision(self, folder: Path, name: str, revision: int, photos: list[SourcePhoto],
@@ -250,49 +250,55 @@ class PresetStore:
         sources = []
         for i, (photo, path) in enumerate(zip(photos, paths, strict=True)):
             file = f"source-{i}.{r}.png"
-            _write_png(folder / file, photo.rgb)
+            files.write_png(folder / file, photo.rgb)
             sources.append({"file": file, "original": path.name, "faces_found": photo.faces_found,
                             "frontality": round(photo.frontality, 3)})
-        _write_png(folder / f"texture.{r}.png", texture)
-        _write_png(folder / f"thumbnail.{r}.png", thumbnail(texture))
-        _write_npz(folder / f"faces.{r}.npz", {
+        files.write_png(folder / f"texture.{r}.png", texture)
+        files.write_png(folder / f"thumbnail.{r}.png", thumbnail(texture))
+        files.write_npz(folder / f"faces.{r}.npz", {
             "landmarks": np.stack([p.landmarks for p in photos]), "texture_points": tex_points})
         now = time.strftime("%Y-%m-%dT%H:%M:%S")
-        meta = {"format": FORMAT, "name": name, "revision": revision, "created": created or now,
+        meta = {"format": schema.FORMAT, "name": name, "revision": revision, "created": created or now,
                 "updated": now, "primary": primary, "sources": sources, "texture": f"texture.{r}.png",
                 "thumbnail": f"thumbnail.{r}.png", "face_data": f"faces.{r}.npz", "derived": {}}
-        _write_json(folder / META, meta)
+        schema.check_meta(meta, name)  # never write what load would refuse
+        files.write_json(folder / META, meta)
         self._collect(folder, meta)
 
     def put_derived(self, name: str, key: str, arrays: Mapping[str, np.ndarray], *,
                     revision: int | None = None) -> None:
         """Store arrays derived from the preset under ``key``; refused if the preset moved on to a
         newer revision than the one they were derived from."""
-        if not _KEY.match(key):
+        if not isinstance(key, str) or not schema.DERIVED_KEY.fullmatch(key):
             raise PresetError(f"derived key {key!r} must be 1-40 of a-z, 0-9, '_'")
         meta = self.meta(name)
-        if revision is not None and int(meta["revision"]) != revision:
+        if revision is not None and meta["revision"] != revision:
             raise PresetError(f"preset {name!r} changed (revision {meta['revision']}, not {revision})")
+        derived = {**meta["derived"], key: f"derived-{key}.r{meta['revision']}.npz"}
+        if len(derived) > schema.MAX_DERIVED:
+            raise PresetError(f"preset {name!r} already holds {schema.MAX_DERIVED} derived caches")
         folder = self.folder(name)
-        file = f"derived-{key}.r{meta['revision']}.npz"
-        _write_npz(folder / file, arrays)
-        meta = {**meta, "derived": {**meta.get("derived", {}), key: file}}
-        _write_json(folder / META, meta)
+        files.write_npz(folder / derived[key], arrays)
+        meta = schema.check_meta({**meta, "derived": derived}, name)
+        files.write_json(folder / META, meta)
 
     def remove(self, name: str) -> None:
         folder = self.folder(name)
-        if not (folder / META).is_file():
+        if not os.path.lexists(folder):
             raise PresetError(f"preset {name!r} does not exist")
         trash = self.root / f".{name}.removed-{os.getpid()}-{time.monotonic_ns()}"
         os.rename(folder, trash)  # gone for readers in one step, then deleted
-        shutil.rmtree(trash, ignore_errors=True)
+        if trash.is_symlink():
+            trash.unlink()
+        else:
+            shutil.rmtree(trash, ignore_errors=True)
 
     @staticmethod
     def _collect(folder: Path, meta: Mapping[str, Any]) -> None:
-        keep = {META, meta["texture"], meta["thumbnail"], meta["face_data"],
-                *(s["file"] for s in meta["sources"]), *meta.get("derived", {}).values()}
+        """Delete what the current ``preset.json`` does not name (an old or damaged revision)."""
+        keep = {META, *schema.referenced_files(meta)}
         for p in folder.iterdir():
-            if p.is_file() and p.name not in keep and not p.name.startswith("."):
+            if p.name not in keep and not p.name.startswith(".") and (p.is_symlink() or not p.is_dir()):
                 p.unlink(missing_ok=True)
 
 
@@ -300,7 +306,7 @@ def preset_from_image(path: Path, face_index: int | None = None) -> Preset:
     """A transient preset straight from a photo (for ``--source IMAGE``); nothing is written."""
     photo = analyse_photo(read_rgb(path), repr(str(path)), face_index)
     texture, tex_points = face_texture(photo)
-    meta = {"format": FORMAT, "name": path.name, "revision": 0, "primary": 0,
+    meta = {"format": schema.FORMAT, "name": path.name, "revision": 0, "primary": 0,
             "sources": [{"original": path.name, "faces_found": photo.faces_found,
                          "frontality": round(photo.frontality, 3)}]}
     return Preset(path.name, 0, meta, texture, tex_points, photo.landmarks[None], None, None,

@@ -3,7 +3,8 @@
 Engines: ``mesh`` (embedded) and ``inswapper`` (neural; its module is imported only when chosen).
 ``ENGINES`` is the one table of what each engine needs; the worker advertises from it what can run
 (``engine_status``), and the stage falls back to ``mesh`` when the requested engine cannot run, then
-switches back on its own once it can (``SwapStage.recheck``), leaving a note each time.
+switches back on its own once it can (``SwapStage.recheck``), leaving a note each time. A preset that
+fails to load leaves a note too, while the engine's watcher keeps the last good one serving.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from facefusion_obs.models import ModelUnavailable
 
 if TYPE_CHECKING:
+    from facefusion_obs.presets import PresetWatcher
     from facefusion_obs.runtime.pool import ModelPool
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,7 @@ def engine_status(pool: ModelPool, engine: str) -> EngineStatus:
 
 class Swapper(Protocol):
     engine: str
+    watcher: PresetWatcher
 
     def configure(self, options: Mapping[str, Any]) -> None: ...
 
@@ -103,6 +106,7 @@ class SwapStage:
         self.options: dict[str, Any] = dict(options)
         self.requested = options.get("engine", "mesh")
         self.notes: list[str] = []
+        self._preset_noted = ""
         self.engine: Swapper = make_engine(options, pool)
         if self.engine.engine != self.requested:
             self._note_fallback()
@@ -148,7 +152,19 @@ class SwapStage:
         detail = f"{status.reason}; fix: {status.fix}" if not status.available else "its models failed to open"
         self.notes.append(f"engine {self.requested!r} is unavailable, using 'mesh' instead: {detail}")
 
+    def _note_preset(self) -> None:
+        """A note when the preset's problem changes (not every second while it lasts)."""
+        watcher = self.engine.watcher
+        if watcher.problem == self._preset_noted:
+            return
+        self._preset_noted = watcher.problem
+        if watcher.problem:
+            self.notes.append(watcher.problem)
+        elif watcher.preset is not None:
+            self.notes.append(f"preset {watcher.preset.name!r} loaded and in use")
+
     def take_notes(self) -> list[str]:
+        self._note_preset()
         notes, self.notes = self.notes, []
         return notes
 
