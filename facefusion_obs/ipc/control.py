@@ -126,6 +126,7 @@ def _stats(v: Any) -> bool:
         "process_ms": _float,
         "preset": _str(300),
         "engine": _str(32),
+        "quality": _str(64),
     }
     return all(
         isinstance(s, dict) and s.keys() == fields.keys() and all(f(s[k]) for k, f in fields.items())

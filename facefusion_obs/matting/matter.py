@@ -179,7 +179,8 @@ class Matter:
                     alpha = xp.clip(alpha, floor, ceiling)
                 eps = 1e-3
         with clock("refine"):
-            cells = max(1, round(max(1, height // REFINE_CELL) / scale))
+            # the filter's cells keep their full-resolution size (never finer on a coarser work grid)
+            cells = -(-max(1, height // REFINE_CELL) // scale)
             coeffs = guided_coefficients(small, alpha, cells, radius=2, eps=eps)
         return SolvedMatte(coeffs, cells * scale, scale, key, weight)
 

@@ -234,6 +234,8 @@ class FaceFusionFilter:
         stats = sup.stats.get(self.channel_id)
         if stats is not None and stats.engine:
             line += f" | {stats.engine}" + (f", preset {stats.preset}" if stats.preset else "")
+        if stats is not None and stats.quality and stats.quality != "full":
+            line += f" | quality: {stats.quality} (keeping up with the camera)"
         if sup.errors:
             line += f" | last error: {sup.errors[-1][:160]}"
         return line

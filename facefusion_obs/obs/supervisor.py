@@ -50,6 +50,7 @@ class WorkerStats:
     process_ms: float = 0.0
     preset: str = ""
     engine: str = ""
+    quality: str = ""  # the worker's quality level under load; "full" when it keeps up
 
 
 class Supervisor:
@@ -387,7 +388,7 @@ class Supervisor:
             self.provider = msg["provider"]
             for s in msg["channels"]:
                 self.stats[s["channel"]] = WorkerStats(
-                    s["processed"], s["dropped"], s["process_ms"], s["preset"], s["engine"]
+                    s["processed"], s["dropped"], s["process_ms"], s["preset"], s["engine"], s["quality"]
                 )
         elif kind == "catalog":
             self.catalog = {"engines": msg["engines"], "presets": msg["presets"], "provider": msg["provider"]}

@@ -21,6 +21,7 @@ import numpy as np
 
 from facefusion_obs.config import validate_options
 from facefusion_obs.matting import build_matter
+from facefusion_obs.pipeline.quality import QUALITY_LEVELS, QualityLevel
 from facefusion_obs.runtime.clock import StageClock
 from facefusion_obs.runtime.imageops import bgra_to_rgb, merge_planes
 from facefusion_obs.swap import build_swapper
@@ -43,17 +44,39 @@ class FramePipeline:
         self.clock = StageClock()
         self.matter = build_matter(self.options, pool, clock=self.clock)
         self._matte_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ffobs-matte")
+        self._level = 0
+        self.face_swapped = False  # the last frame swapped every face found (the privacy cover's verdict)
 
     def configure(self, options: Mapping[str, Any]) -> None:
         """Apply changed options live; stages keep their state where the change allows it."""
         self.options = validate_options({**self.options, **options})
         self.swapper.configure(self.options)
         self.matter.configure(self.options)
+        self.set_quality(self._level)  # a rebuilt engine or segmenter starts at the current level
 
     def recheck(self) -> list[str]:
         """Follow model availability (a model fetched or removed meanwhile); returns the notes to show."""
         self.swapper.recheck()
         return self.swapper.take_notes()
+
+    @property
+    def quality(self) -> QualityLevel:
+        return QUALITY_LEVELS[self._level]
+
+    @property
+    def quality_level(self) -> int:
+        return self._level
+
+    def set_quality(self, level: int) -> None:
+        """Step to ``QUALITY_LEVELS[level]`` (the live worker does, under load); 0 is full quality."""
+        self._level = max(0, min(len(QUALITY_LEVELS) - 1, level))
+        q = QUALITY_LEVELS[self._level]
+        self.matter.work_height = q.matte_rows
+        if self.matter.segmenter is not None:
+            self.matter.segmenter.every = q.segment_every
+        tracker = getattr(self.swapper.engine, "tracker", None)
+        if tracker is not None:
+            tracker.detect_every = q.detect_every
 
     def close(self) -> None:
         self._matte_thread.shutdown(wait=False, cancel_futures=True)
@@ -76,6 +99,8 @@ class FramePipeline:
                 solved = solving.result()
         else:
             solved = self._solve(rgb)
+        # fail closed: a face the mesh engine found but did not swap counts, and no mask means none swapped
+        self.face_swapped = face_mask is not None and all(r.swapped for r in getattr(self.swapper.engine, "last", ()))
         planes, alpha = self.matter.finish(rgb, solved, opaque=face_mask)
         with clock("compose"):
             result = merge_planes([*planes, alpha], out)

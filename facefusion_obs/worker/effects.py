@@ -7,11 +7,15 @@ face swap and matting (imported lazily so the diagnostics never pay for model lo
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 import cv2
 import numpy as np
+
+from facefusion_obs.pipeline.quality import QUALITY_LEVELS
+from facefusion_obs.worker.pacing import Pacer
 
 if TYPE_CHECKING:
     from facefusion_obs.runtime.pool import ModelPool
@@ -26,6 +30,10 @@ class Effect(Protocol):
         """(preset, engine, inference provider) actually in use, for the worker's status report."""
         ...
 
+    def pace(self, frame_id: int, capture_ns: int, process_ms: float) -> str:
+        """Follow the load after a frame; returns the quality level's name ("" when it has none)."""
+        ...
+
 
 _OPAQUE = np.uint32(0xFF << 24) if np.little_endian else np.uint32(0xFF)
 
@@ -38,6 +46,9 @@ class Passthrough:
 
     def in_use(self) -> tuple[str, str, str]:
         return "", "passthrough", "cpu"
+
+    def pace(self, frame_id: int, capture_ns: int, process_ms: float) -> str:
+        return ""
 
     def process(self, bgra: np.ndarray, out_rgba: np.ndarray) -> None:
         cv2.cvtColor(bgra, cv2.COLOR_BGRA2RGBA, dst=out_rgba)
@@ -66,6 +77,9 @@ class TestPattern:
     def in_use(self) -> tuple[str, str, str]:
         return "", "test-pattern", "cpu"
 
+    def pace(self, frame_id: int, capture_ns: int, process_ms: float) -> str:
+        return ""
+
     def process(self, bgra: np.ndarray, out_rgba: np.ndarray) -> None:
         h, w = bgra.shape[:2]
         if self._alpha is None or self._alpha.shape != (h, w):
@@ -82,6 +96,13 @@ class PipelineEffect:
         from facefusion_obs.pipeline.frame import FramePipeline
 
         self.pipeline = FramePipeline(options, pool)
+        self.pacer = Pacer(len(QUALITY_LEVELS))
+
+    def pace(self, frame_id: int, capture_ns: int, process_ms: float) -> str:
+        level = self.pacer.observe(frame_id, capture_ns, process_ms, time.monotonic())
+        if level != self.pipeline.quality_level:
+            self.pipeline.set_quality(level)
+        return self.pipeline.quality.name
 
     def configure(self, options: Mapping[str, Any]) -> None:
         self.pipeline.configure(options)

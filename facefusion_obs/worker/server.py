@@ -47,6 +47,7 @@ class Channel:
     dropped: int = 0
     process_ms: float = 0.0
     last_error_at: float = 0.0
+    quality: str = ""  # the pipeline's quality level under load ("" for the diagnostic effects)
 
     def view(self, ring_slot_view: memoryview) -> np.ndarray:
         return np.frombuffer(ring_slot_view, np.uint8).reshape(self.frames.height, self.frames.width, 4)
@@ -187,6 +188,7 @@ class Worker:
                     log.exception("channel %d: effect failed", ch.id)
                     self._error(ch.id, f"channel {ch.id}: processing failed: {exc}")
             elapsed = time.perf_counter_ns() - t0
+            ch.quality = ch.effect.pace(lease.meta.frame_id, lease.meta.capture_ns, elapsed / 1e6)
             if frames.input.intact(lease):
                 frames.output.commit(slot, lease.meta.frame_id, lease.meta.capture_ns, elapsed)
                 ch.processed += 1
@@ -208,7 +210,8 @@ class Worker:
         for c in self.channels.values():
             preset, engine, _provider = c.effect.in_use()
             stats.append({"channel": c.id, "processed": c.processed, "dropped": c.dropped,
-                          "process_ms": round(c.process_ms, 3), "preset": preset[:300], "engine": engine[:32]})
+                          "process_ms": round(c.process_ms, 3), "preset": preset[:300], "engine": engine[:32],
+                          "quality": c.quality[:64]})
         self.provider = self._provider_in_use()
         self.conn.send(
             "status", state="loading" if self._loading else "ready", provider=self.provider, channels=stats
