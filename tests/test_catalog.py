@@ -15,6 +15,7 @@ import time
 import pytest
 from standin_setup import write_standin_models
 
+from facefusion_obs.demo.photos import SAMPLE_CONSENT
 from facefusion_obs.obs.properties import catalog_presets, choices_from_catalog
 from facefusion_obs.obs.supervisor import Supervisor
 
@@ -46,7 +47,7 @@ def folders(tmp_path, isolated_home, astronaut_rgb, embedded_models):
     presets = tmp_path / "presets"
     photo = tmp_path / "astronaut.png"
     cv2.imwrite(str(photo), cv2.cvtColor(astronaut_rgb, cv2.COLOR_RGB2BGR))
-    PresetStore(presets).add("astro", [photo])
+    PresetStore(presets).add("astro", [photo], consent=SAMPLE_CONSENT)
     (presets / "broken").mkdir()
     (presets / "broken" / "preset.json").write_text("{not json")
     (presets / "empty").mkdir()

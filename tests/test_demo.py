@@ -26,6 +26,7 @@ from facefusion_obs.demo.collection import (
     CollectionError,
     write_collection,
 )
+from facefusion_obs.demo.photos import SAMPLE_CONSENT
 from facefusion_obs.demo.screenshots import screen_fraction, start_demo_obs, wait_for_keyed_scene
 from facefusion_obs.presets import PresetError, PresetStore
 
@@ -119,7 +120,7 @@ def test_cli_renders_the_demo_to_files_without_a_display(demo_home, capsys, rend
 
 def test_demo_never_replaces_a_users_preset_or_collection(demo_home, sample_images_dir, renderer, capsys):
     store = PresetStore()
-    store.add(PRESET_NAME, [sample_images_dir / "t1.jpg"], face_index=0)
+    store.add(PRESET_NAME, [sample_images_dir / "t1.jpg"], face_index=0, consent=SAMPLE_CONSENT)
     assert main(["demo", "--frames", "2", "--out", str(demo_home / "r")]) == 2
     err = capsys.readouterr().err
     assert "preset named 'demo' already exists and is not the demo's" in err and "--preset" in err

@@ -16,6 +16,7 @@ import pytest
 import standins
 from standin_setup import install_standins, open_onnx, verified_file
 
+from facefusion_obs.demo.photos import SAMPLE_CONSENT
 from facefusion_obs.models import ModelUnavailable, model_path
 from facefusion_obs.runtime.pool import ModelPool
 from facefusion_obs.swap import align, inswapper
@@ -191,7 +192,7 @@ def test_engine_swaps_a_real_face_only_inside_its_mask(pool, sample_images_dir, 
     from facefusion_obs.presets import PresetStore
 
     store = PresetStore()
-    store.add("tom", [sample_images_dir / "t1.jpg"], face_index=0)
+    store.add("tom", [sample_images_dir / "t1.jpg"], face_index=0, consent=SAMPLE_CONSENT)
     engine = inswapper.InswapperSwapper({"engine": "inswapper", "preset": "tom", "max_faces": 1}, pool)
     assert engine.provider == "CPUExecutionProvider"
     frame = np.ascontiguousarray(astronaut_rgb)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from facefusion_obs.cli.main import main
+from facefusion_obs.demo.photos import SAMPLE_CONSENT
 
 
 @pytest.fixture()
@@ -52,7 +53,7 @@ def test_frame_pipeline_runs_inswapper_and_keeps_the_face_opaque(pool, photos):
     from facefusion_obs.presets import PresetStore
 
     target, source = photos
-    PresetStore().add("astro", [source])
+    PresetStore().add("astro", [source], consent=SAMPLE_CONSENT)
     pipeline = FramePipeline({"engine": "inswapper", "preset": "astro", "matting": "off"}, pool)
     assert pipeline.swapper.engine.engine == "inswapper"
     bgra = cv2.cvtColor(cv2.imread(str(target)), cv2.COLOR_BGR2BGRA)
@@ -71,7 +72,7 @@ def test_worker_reports_the_engine_and_provider_actually_in_use(pool, photos):
     from facefusion_obs.presets import PresetStore
     from facefusion_obs.worker.effects import PipelineEffect
 
-    PresetStore().add("astro", [photos[1]])
+    PresetStore().add("astro", [photos[1]], consent=SAMPLE_CONSENT)
     effect = PipelineEffect(validate_options({"engine": "inswapper", "preset": "astro"}), pool)
     assert effect.in_use() == ("astro", "inswapper", "cpu")
     effect.configure(validate_options({"engine": "mesh", "preset": "astro"}))
@@ -83,7 +84,8 @@ def test_worker_reports_the_engine_and_provider_actually_in_use(pool, photos):
 def test_process_command_with_inswapper_writes_rgba_frames(standin_models, photos, tmp_path):
     target, source = photos
     out = tmp_path / "out"
-    code = main(["process", str(target), str(out), "--source", str(source), "--engine", "inswapper"])
+    code = main(["process", str(target), str(out), "--source", str(source), "--engine", "inswapper",
+                 "--consent", SAMPLE_CONSENT])
     assert code == 0
     written = cv2.imread(str(out / "frame_0001.png"), cv2.IMREAD_UNCHANGED)
     assert written is not None and written.shape == (540, 960, 4)
@@ -99,7 +101,8 @@ def test_process_without_inswapper_models_says_how_to_fetch_and_falls_back_to_me
     target, source = photos
     out = tmp_path / "out"
     with caplog.at_level(logging.WARNING):
-        code = main(["process", str(target), str(out), "--source", str(source), "--engine", "inswapper"])
+        code = main(["process", str(target), str(out), "--source", str(source), "--engine", "inswapper",
+                     "--consent", SAMPLE_CONSENT])
     assert code == 0
     assert "using 'mesh' instead" in caplog.text
     assert "facefusion-obs models fetch" in caplog.text and "--accept-license" in caplog.text

@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from facefusion_obs.bench.obs_instance import ObsInstance, facefusion_filter, image_source
+from facefusion_obs.demo.photos import SAMPLE_CONSENT
 from facefusion_obs.obs.scenes import SWAP_OFF, scene_key
 from facefusion_obs.presets import PresetStore
 
@@ -43,8 +44,8 @@ def obs(tmp_path_factory, request, sample_images_dir, astronaut_rgb, embedded_mo
     Image.fromarray(astronaut_rgb).save(root / "face.png")
     inst = ObsInstance(root, None, sys.executable, (512, 512), collection="scenes", scene=SCENES[0])
     store = PresetStore(inst.home / ".local/share/facefusion-obs/presets")
-    store.add("alice", [sample_images_dir / "t1.jpg"], face_index=0)
-    store.add("bob", [sample_images_dir / "t1.jpg"], face_index=1)
+    store.add("alice", [sample_images_dir / "t1.jpg"], face_index=0, consent=SAMPLE_CONSENT)
+    store.add("bob", [sample_images_dir / "t1.jpg"], face_index=1, consent=SAMPLE_CONSENT)
     face_filter = facefusion_filter(effect="pipeline", engine="mesh", matting="off", preset="")
     mapping = {scene_key("Studio A"): "alice", scene_key("Studio B"): "bob", scene_key("Studio C"): SWAP_OFF,
                scene_key("Deleted scene"): "alice"}
@@ -102,6 +103,20 @@ def test_switching_scenes_switches_the_preset(obs):
     face = (np.abs(alice - original).max(axis=2) > 8) | (np.abs(bob - original).max(axis=2) > 8)
     assert np.abs(alice - bob)[face].mean() > 8, "two presets give two different faces"
     assert "scene 'Deleted scene' in the preset mapping no longer exists: ignored" in obs.log_text()
+
+
+def test_the_usage_log_names_the_scene_each_preset_was_swapped_in(obs):
+    """The OBS side sends the scene with the filter's options; the worker's usage log records it."""
+    from facefusion_obs.worker.usage import UsageLog
+
+    usage = UsageLog(obs.home / ".local/share/facefusion-obs/usage/usage.jsonl")
+    deadline = time.monotonic() + 10
+    while True:  # Studio C swaps nothing: bob's entry ends once the debounce has passed
+        ended = [(r["preset"], r["scene"]) for r in (line.record for line in usage.read()) if r["event"] == "end"]
+        if ("bob", "Studio B") in ended or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert ended[:2] == [("alice", "Studio A"), ("bob", "Studio B")], ended
 
 
 def test_filter_own_preset_overrides_the_scene(obs):

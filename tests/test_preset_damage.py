@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 
 from facefusion_obs.cli.main import main
+from facefusion_obs.demo.photos import SAMPLE_CONSENT
 from facefusion_obs.presets import PresetDamaged, PresetStore, PresetWatcher, files
 from facefusion_obs.presets.store import META
 
@@ -37,7 +38,7 @@ NAME = "face"
 def good(tmp_path_factory, embedded_models, sample_images_dir) -> Path:
     """One real preset's folder, copied by each test that breaks it."""
     root = tmp_path_factory.mktemp("good")
-    PresetStore(root).add(NAME, [sample_images_dir / "Tom_Hanks_54745.png"])
+    PresetStore(root).add(NAME, [sample_images_dir / "Tom_Hanks_54745.png"], consent=SAMPLE_CONSENT)
     return root / NAME
 
 
@@ -363,7 +364,7 @@ def _photo_cases(tmp_path: Path) -> dict[str, tuple[Path, str]]:
 
 def test_unreadable_photos_in_add_are_one_line_naming_the_photo(root, tmp_path, capsys):
     for label, (photo, reason) in _photo_cases(tmp_path).items():
-        assert main(["presets", "add", "new", str(photo)]) == 2, label
+        assert main(["presets", "add", "new", str(photo), "--consent", SAMPLE_CONSENT]) == 2, label
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and str(photo) in err and reason in err and "Traceback" not in err, (label, err)
     assert sorted(p.name for p in root.iterdir()) == [NAME]  # nothing half-made
@@ -375,10 +376,11 @@ def test_replace_repairs_a_damaged_preset(case, root, capsys, sample_images_dir)
     DAMAGE[case][0](root / NAME)
     photo = sample_images_dir / "t1.jpg"
     before = {p.name: p.read_bytes() for p in (root / NAME).iterdir() if p.is_file() and not p.is_fifo()}
-    assert main(["presets", "add", NAME, str(photo), "--face", "0"]) == 2  # refused: nothing touched
+    # refused: nothing touched
+    assert main(["presets", "add", NAME, str(photo), "--face", "0", "--consent", SAMPLE_CONSENT]) == 2
     assert "already exists" in capsys.readouterr().err
     assert before == {p.name: p.read_bytes() for p in (root / NAME).iterdir() if p.is_file() and not p.is_fifo()}
-    assert main(["presets", "add", NAME, str(photo), "--face", "0", "--replace"]) == 0
+    assert main(["presets", "add", NAME, str(photo), "--face", "0", "--replace", "--consent", SAMPLE_CONSENT]) == 0
     preset = PresetStore(root).load(NAME)
     assert preset.meta["sources"][0]["original"] == "t1.jpg"
     folder = root / NAME
@@ -395,12 +397,12 @@ def test_folders_and_files_are_private_whatever_the_umask(tmp_path, sample_image
     old = os.umask(0o022)
     try:
         store = PresetStore(tmp_path / "new" / "presets")
-        store.add("me", [sample_images_dir / "Tom_Hanks_54745.png"])
-        preset = store.add("me", [sample_images_dir / "t1.jpg"], face_index=0, replace=True)
+        store.add("me", [sample_images_dir / "Tom_Hanks_54745.png"], consent=SAMPLE_CONSENT)
+        preset = store.add("me", [sample_images_dir / "t1.jpg"], face_index=0, replace=True, consent=SAMPLE_CONSENT)
         preset.cached_arrays("arcface_w600k_r50", lambda p: {"identity": np.ones(512, np.float32)})
         loose = tmp_path / "loose"
         loose.mkdir(mode=0o755)
-        PresetStore(loose).add("other", [sample_images_dir / "Tom_Hanks_54745.png"])
+        PresetStore(loose).add("other", [sample_images_dir / "Tom_Hanks_54745.png"], consent=SAMPLE_CONSENT)
     finally:
         os.umask(old)
     for top in (store.root, loose):
@@ -424,7 +426,7 @@ def test_watcher_keeps_the_last_good_preset_and_follows_the_repair(root, sample_
     watcher.follow("other")  # a damaged preset chosen: the good one keeps serving
     assert watcher.preset is good and watcher.failure.preset == "other"
     assert Path(watcher.failure.file).name == "texture.r1.png"
-    store.add("other", [sample_images_dir / "t1.jpg"], face_index=0, replace=True)
+    store.add("other", [sample_images_dir / "t1.jpg"], face_index=0, replace=True, consent=SAMPLE_CONSENT)
     assert watcher.poll() is True and watcher.failure is None
     assert watcher.preset.name == "other" and watcher.preset.revision >= 2
 
@@ -510,7 +512,7 @@ def test_worker_keeps_the_last_good_preset_and_the_matting_when_a_preset_is_dama
         assert worker.channels[1].options["despill"] == 0.5  # the other options were applied
 
         # repaired on disk: followed without another configure
-        PresetStore(root).add("bad", [sample_images_dir / "t1.jpg"], face_index=0, replace=True)
+        PresetStore(root).add("bad", [sample_images_dir / "t1.jpg"], face_index=0, replace=True, consent=SAMPLE_CONSENT)
         watcher = worker.channels[1].effect.pipeline.swapper.engine.watcher
         time.sleep(watcher.interval + 0.1)  # the watcher looks at the disk at most every interval
         repaired = _run(worker, ch, bgra)

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+from facefusion_obs.demo.photos import SAMPLE_CONSENT
 from facefusion_obs.presets import PresetError, PresetStore, PresetWatcher, resolve_source, validate_name
 
 
@@ -24,7 +25,7 @@ def astronaut_png(tmp_path, astronaut_rgb):
 
 
 def test_preset_round_trips_through_disk(store, astronaut_png, sample_images_dir):
-    made = store.add("Astro 1", [astronaut_png, sample_images_dir / "Tom_Hanks_54745.png"])
+    made = store.add("Astro 1", [astronaut_png, sample_images_dir / "Tom_Hanks_54745.png"], consent=SAMPLE_CONSENT)
     assert store.names() == ["Astro 1"]
     loaded = store.load("Astro 1")
     assert np.array_equal(loaded.texture, made.texture)
@@ -61,22 +62,22 @@ def test_image_without_a_face_or_with_several_gives_a_clear_error(store, tmp_pat
     blank = tmp_path / "wall.png"
     cv2.imwrite(str(blank), np.full((300, 400, 3), 128, np.uint8))
     with pytest.raises(PresetError, match=r"no face found in .*wall\.png"):
-        store.add("wall", [blank])
+        store.add("wall", [blank], consent=SAMPLE_CONSENT)
     with pytest.raises(PresetError, match=r"t1\.jpg' shows \d faces; choose one with --face"):
-        store.add("group", [sample_images_dir / "t1.jpg"])
+        store.add("group", [sample_images_dir / "t1.jpg"], consent=SAMPLE_CONSENT)
     with pytest.raises(PresetError, match="does not exist"):
-        store.add("ghost", [tmp_path / "missing.jpg"])
+        store.add("ghost", [tmp_path / "missing.jpg"], consent=SAMPLE_CONSENT)
     assert store.names() == []
-    assert store.add("group", [sample_images_dir / "t1.jpg"], face_index=0).revision == 1
+    assert store.add("group", [sample_images_dir / "t1.jpg"], face_index=0, consent=SAMPLE_CONSENT).revision == 1
 
 
 def test_replace_is_atomic_revisioned_and_watched(store, astronaut_png, sample_images_dir):
-    store.add("me", [astronaut_png])
+    store.add("me", [astronaut_png], consent=SAMPLE_CONSENT)
     watcher = PresetWatcher("me", store, interval=0.0)
     first = watcher.preset
     with pytest.raises(PresetError, match="already exists"):
-        store.add("me", [astronaut_png])
-    store.add("me", [sample_images_dir / "Tom_Hanks_54745.png"], replace=True)
+        store.add("me", [astronaut_png], consent=SAMPLE_CONSENT)
+    store.add("me", [sample_images_dir / "Tom_Hanks_54745.png"], replace=True, consent=SAMPLE_CONSENT)
     meta = json.loads((store.folder("me") / "preset.json").read_text())
     assert meta["revision"] == 2
     files = {p.name for p in store.folder("me").iterdir()}
@@ -87,7 +88,7 @@ def test_replace_is_atomic_revisioned_and_watched(store, astronaut_png, sample_i
 
 
 def test_derived_arrays_are_cached_in_the_preset(store, astronaut_png):
-    preset = store.add("me", [astronaut_png])
+    preset = store.add("me", [astronaut_png], consent=SAMPLE_CONSENT)
     calls = []
 
     def embed(p):
@@ -105,7 +106,7 @@ def test_derived_arrays_are_cached_in_the_preset(store, astronaut_png):
 
 
 def test_resolve_source_takes_a_name_or_an_image_path(store, astronaut_png):
-    store.add("me", [astronaut_png])
+    store.add("me", [astronaut_png], consent=SAMPLE_CONSENT)
     assert resolve_source("me", store).name == "me"
     transient = resolve_source(str(astronaut_png), store)
     assert transient.folder is None and transient.texture.shape == (384, 384, 3)
@@ -118,7 +119,7 @@ def test_presets_cli(store, astronaut_png, monkeypatch, capsys):
     from facefusion_obs.cli.main import main
 
     monkeypatch.setenv("FACEFUSION_OBS_PRESETS", str(store.root))
-    assert main(["presets", "add", "cli", str(astronaut_png)]) == 0
+    assert main(["presets", "add", "cli", str(astronaut_png), "--consent", SAMPLE_CONSENT]) == 0
     assert main(["presets", "list"]) == 0
     assert "cli" in capsys.readouterr().out
     assert main(["presets", "show", "cli"]) == 0

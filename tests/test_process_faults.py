@@ -22,6 +22,7 @@ import pytest
 
 from facefusion_obs.bench.greenscreen import make_sequence
 from facefusion_obs.cli.main import main
+from facefusion_obs.demo.photos import SAMPLE_CONSENT
 
 FRAME_H, FRAME_W = 72, 128
 
@@ -243,9 +244,10 @@ def test_the_check_refuses_what_the_swap_cannot_use_and_nothing_else(
     code, err = _cli(capsys, target, work / "out", "--engine", "mesh", "--source", faceless)
     _refused(code, err, faceless, "no face found")
     photo = _save(isolated_home / "astro.png", astronaut_rgb)  # one frontal face, and a preset made of it
-    PresetStore().add("astro", [photo])
-    for source in (photo, "astro"):
-        assert main(["process", str(target), str(work / "out"), "--engine", "mesh", "--source", str(source)]) == 0
+    PresetStore().add("astro", [photo], consent=SAMPLE_CONSENT)
+    for source, consent in ((photo, ["--consent", SAMPLE_CONSENT]), ("astro", [])):
+        assert main(["process", str(target), str(work / "out"), "--engine", "mesh", "--source", str(source),
+                     *consent]) == 0
         assert sorted(p.name for p in (work / "out").iterdir()) == ["target.png"]
 
 

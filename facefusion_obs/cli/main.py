@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # subcommand -> module in facefusion_obs.cli
@@ -19,6 +20,7 @@ COMMANDS = {
     "presets": "presets",
     "doctor": "doctor",
     "demo": "demo",
+    "log": "usage",
 }
 
 
@@ -47,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader went away (`facefusion-obs log | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's exit flush would fail too
+        return 0
 
 
 if __name__ == "__main__":

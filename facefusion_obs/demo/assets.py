@@ -13,7 +13,7 @@ from typing import Any
 
 from facefusion_obs.config import locations, validate_options
 from facefusion_obs.demo.clip import FPS, SIZE, ClipRenderer, virtual_background, write_clip, write_png
-from facefusion_obs.demo.photos import sample_image
+from facefusion_obs.demo.photos import SAMPLE_CONSENT, sample_image
 from facefusion_obs.presets import PresetError, PresetStore
 
 PRESET_NAME = "demo"
@@ -49,15 +49,21 @@ def demo_dir() -> Path:
 
 
 def ensure_demo_preset(store: PresetStore, name: str = PRESET_NAME) -> str:
-    """Create the demo preset unless it is already there; refuse to touch someone else's ``name``."""
+    """Create the demo preset unless it is already there; refuse to touch someone else's ``name``.
+
+    Its consent is the truthful :data:`SAMPLE_CONSENT` (a published sample photo, not a person who
+    agreed); a demo preset made before consent was recorded gets it, so the worker accepts it."""
     if name in store.names():
-        sources = [s.get("original") for s in store.meta(name).get("sources", [])]
+        meta = store.meta(name)
+        sources = [s.get("original") for s in meta.get("sources", [])]
         if sources != [PRESET_PHOTO]:
             raise PresetError(
                 f"a preset named {name!r} already exists and is not the demo's (made from "
                 f"{', '.join(map(str, sources))}); keep it and pass --preset OTHER_NAME to the demo")
+        if meta.get("consent") is None:
+            store.set_consent(name, SAMPLE_CONSENT)
         return name
-    store.add(name, [sample_image(PRESET_PHOTO)])
+    store.add(name, [sample_image(PRESET_PHOTO)], consent=SAMPLE_CONSENT)
     return name
 
 

@@ -71,6 +71,12 @@ def _extract(wheel: WheelSpec, members: list[str] | str, out: Path, strip: str) 
     return out
 
 
+# What a preset made from these photos records as consent (every preset records one): the truth, that
+# no one pictured agreed to anything here; these are published sample images, used as test material.
+SAMPLE_CONSENT = ("no personal consent: published sample photos (insightface 2.1 data/images, scikit-image "
+                  "0.26 astronaut, NASA public domain), used only as demo and test material")
+
+
 def sample_images_dir() -> Path:
     """Folder with ``t1.jpg`` (six people), ``Tom_Hanks_54745.png`` (aligned 112x112), ``mask_*.jpg``."""
     return _extract(INSIGHTFACE_WHEEL, IMAGES_PREFIX, locations().cache_dir / "testdata" / "insightface-2.1-images",

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from facefusion_obs.presets.consent import ConsentMissing
 from facefusion_obs.presets.names import PresetDamaged, PresetError, validate_name
 from facefusion_obs.presets.store import Preset, PresetStore, preset_from_image
 
-__all__ = ["IMAGE_SUFFIXES", "Preset", "PresetDamaged", "PresetError", "PresetStore", "PresetWatcher",
-           "preset_from_image", "resolve_source", "validate_name"]
+__all__ = ["IMAGE_SUFFIXES", "ConsentMissing", "Preset", "PresetDamaged", "PresetError", "PresetStore",
+           "PresetWatcher", "is_image_path", "preset_from_image", "resolve_source", "validate_name"]
 
 log = logging.getLogger("facefusion_obs.presets")
 
@@ -18,6 +19,12 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 def _looks_like_path(value: str) -> bool:
     return "/" in value or "\\" in value or value.lower().endswith(IMAGE_SUFFIXES)
+
+
+def is_image_path(value: str) -> bool:
+    """Whether an option value names a photo rather than a stored preset. A photo carries no consent of
+    its own: the worker refuses one, and ``process --source IMAGE`` asks for ``--consent``."""
+    return bool(value.strip()) and _looks_like_path(value.strip())
 
 
 def resolve_source(value: str, store: PresetStore | None = None) -> Preset | None:
@@ -44,6 +51,10 @@ class PresetWatcher:
     stays the last good one (None if there was none) and ``failure`` says why, until a load succeeds. So a
     damaged file on disk, or a switch to a damaged preset, leaves the stream swapped as before, and a
     repaired preset (a new ``preset.json``) is picked up by the next poll.
+
+    A stored preset that records no consent of the person pictured fails the same way
+    (:class:`ConsentMissing`, with the command that adds it), and consent added meanwhile (``presets
+    consent``, a new ``preset.json``) is picked up by the next poll. Image paths are the caller's to gate.
     """
 
     def __init__(self, value: str = "", store: PresetStore | None = None, interval: float = 0.5) -> None:
@@ -60,7 +71,10 @@ class PresetWatcher:
     def _load(self) -> None:
         self._stamp = self.store.stamp(self.value) if self._is_named() else None
         try:
-            self.preset, self.failure = resolve_source(self.value, self.store), None
+            preset = resolve_source(self.value, self.store)
+            if preset is not None and self._is_named() and preset.consent is None:
+                raise ConsentMissing(preset.name)
+            self.preset, self.failure = preset, None
         except PresetError as exc:
             self.failure = exc
             log.warning("%s", self.problem)

@@ -28,7 +28,7 @@ class PresetDamaged(PresetError):
     def __init__(self, preset: str, file: Path | str, reason: str) -> None:
         self.preset, self.file, self.reason = preset, str(file), reason
         super().__init__(f"preset {preset!r} is damaged: {file}: {reason} (repair it with: "
-                         f"facefusion-obs presets add {preset!r} PHOTO... --replace)")
+                         f"facefusion-obs presets add {preset!r} PHOTO... --replace --consent \"WHO, WHEN, HOW\")")
 
 
 def validate_name(name: object) -> str:

@@ -3,7 +3,9 @@ the store turns it into a PresetDamaged naming the preset and the file.
 
 Checked here, so that nothing damaged reaches an engine: every field's type and range, every file
 reference a plain file name inside the preset's folder (never ``../x`` or an absolute path), the
-arrays' names, dtypes, shapes and finiteness, and landmarks within reach of their image.
+arrays' names, dtypes, shapes and finiteness, and landmarks within reach of their image. A ``consent``
+field, where there is one, must be well formed (``consent.check_field``); whether a preset without one
+may be used is for its users to decide (the worker and ``process`` refuse it).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from facefusion_obs.presets import consent
 from facefusion_obs.presets.names import is_file_name
 
 FORMAT = 1
@@ -92,6 +95,8 @@ def check_meta(meta: Any, name: str) -> dict[str, Any]:
         if not DERIVED_KEY.fullmatch(key):
             raise ValueError(f"field 'derived' has an invalid key {key[:100]!r}")
         _file(derived, key, ".npz")
+    if meta.get("consent") is not None:  # presets made before consent was recorded have none
+        consent.check_field(meta["consent"])
     files = referenced_files(meta)
     if len(set(files)) != len(files) or "preset.json" in files:
         raise ValueError("two fields refer to the same file")

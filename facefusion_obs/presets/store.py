@@ -16,6 +16,11 @@ revision, never a mix; the one thing it can meet is an old file deleted under it
 Every read goes through ``files`` (limits checked before memory is spent) and ``schema`` (what the
 content must be), so a damaged or hostile preset is refused as :class:`PresetDamaged` naming the preset
 and the file, and never reaches an engine. Folders are 0700 and files 0600: a preset is a face.
+
+Every preset records the consent of the person pictured (``presets/consent.py``): ``add`` takes the
+statement, ``set_consent`` adds one to a preset that has none (made before consent was recorded)
+without analysing its photos again. The store keeps presets without one readable, so they can be
+shown and given consent; the worker and ``process`` refuse to swap with them.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from facefusion_obs.config import locations
-from facefusion_obs.presets import files, schema
+from facefusion_obs.presets import consent, files, schema
 from facefusion_obs.presets.analyse import SourcePhoto, analyse_photo, face_texture, read_rgb, thumbnail
 from facefusion_obs.presets.files import BadFile
 from facefusion_obs.presets.names import PresetDamaged, PresetError, validate_name
@@ -74,6 +79,11 @@ class Preset:
     store: PresetStore | None = None
     _sources: list[np.ndarray] | None = field(default=None, repr=False)
     _derived: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
+
+    @property
+    def consent(self) -> dict[str, str] | None:
+        """``{"statement", "recorded"}`` of the person pictured, or None (a preset made before consent)."""
+        return consent.of(self.meta)
 
     def images(self) -> list[np.ndarray]:
         """The source photos (RGB), for engines that derive their own data (e.g. embeddings)."""
@@ -198,17 +208,22 @@ class PresetStore:
                 "sources": [{k: s[k] for k in ("original", "frontality", "faces_found")}
                             for s in meta["sources"]],
                 "primary": meta["primary"], "thumbnail": str(folder / meta["thumbnail"]),
-                "derived": sorted(meta["derived"])}
+                "derived": sorted(meta["derived"]), "consent": consent.of(meta)}
 
     # ------------------------------------------------------------------------------------- writing
-    def add(self, name: str, images: Iterable[Path | str], *, face_index: int | None = None,
+    def add(self, name: str, images: Iterable[Path | str], *, consent: str, face_index: int | None = None,
             replace: bool = False) -> Preset:
         """Create (or with ``replace`` overwrite) a preset from one or more photos of one person.
+
+        ``consent`` says who agreed to be used, when and how; it is stored with the time (UTC) it was
+        recorded. It is required (and checked before any photo is read): a replaced preset may show
+        someone else, so a new revision never inherits the old statement.
 
         ``replace`` also repairs a damaged preset: a fresh revision is written beside whatever is there,
         under file names no damaged ``preset.json`` can refer to, and only then made current.
         """
         validate_name(name)
+        agreed = _consent_record(consent)
         paths = [Path(p) for p in images]
         if not paths:
             raise PresetError(f"preset {name!r}: give at least one image")
@@ -223,7 +238,7 @@ class PresetStore:
             staging = self.root / f".{name}.new-{os.getpid()}"
             shutil.rmtree(staging, ignore_errors=True)
             files.make_private_dir(staging)
-            self._write_revision(staging, name, 1, photos, paths, created=None)
+            self._write_revision(staging, name, 1, photos, paths, created=None, agreed=agreed)
             try:
                 os.rename(staging, folder)  # appears complete, or not at all
             except OSError:
@@ -239,11 +254,12 @@ class PresetStore:
             old = None  # repaired below
         written = [int(m.group(1)) for p in folder.iterdir() if (m := _REVISION.search(p.name))]
         revision = max([old["revision"] if old else 0, *written]) + 1
-        self._write_revision(folder, name, revision, photos, paths, created=old["created"] if old else None)
+        self._write_revision(folder, name, revision, photos, paths, created=old["created"] if old else None,
+                             agreed=agreed)
         return self.load(name)
 
     def _write_revision(self, folder: Path, name: str, revision: int, photos: list[SourcePhoto],
-                        paths: list[Path], created: str | None) -> None:
+                        paths: list[Path], created: str | None, agreed: dict[str, str]) -> None:
         primary = max(range(len(photos)), key=lambda i: photos[i].frontality)
         texture, tex_points = face_texture(photos[primary])
         r = f"r{revision}"
@@ -260,10 +276,27 @@ class PresetStore:
         now = time.strftime("%Y-%m-%dT%H:%M:%S")
         meta = {"format": schema.FORMAT, "name": name, "revision": revision, "created": created or now,
                 "updated": now, "primary": primary, "sources": sources, "texture": f"texture.{r}.png",
-                "thumbnail": f"thumbnail.{r}.png", "face_data": f"faces.{r}.npz", "derived": {}}
+                "thumbnail": f"thumbnail.{r}.png", "face_data": f"faces.{r}.npz", "derived": {},
+                "consent": agreed}
         schema.check_meta(meta, name)  # never write what load would refuse
         files.write_json(folder / META, meta)
         self._collect(folder, meta)
+
+    def set_consent(self, name: str, statement: str, *, replace: bool = False) -> Preset:
+        """Record the consent of the person pictured in an existing preset, without analysing its photos
+        again (presets made before consent was recorded have none). A statement already recorded is
+        only replaced with ``replace``. The revision stays: the face did not change; ``preset.json``
+        is replaced in one ``os.replace``, so a running worker picks the consent up on its next poll."""
+        agreed = _consent_record(statement)
+        meta = self.meta(name)
+        self.load(name)  # every file checked: consent is never recorded for a damaged preset
+        old = consent.of(meta)
+        if old is not None and not replace:
+            raise PresetError(f"preset {name!r} already records consent ({old['statement']!r}, recorded "
+                              f"{old['recorded']}); add --replace to record a new statement")
+        meta = schema.check_meta({**meta, "consent": agreed, "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}, name)
+        files.write_json(self.folder(name) / META, meta)
+        return self.load(name)
 
     def put_derived(self, name: str, key: str, arrays: Mapping[str, np.ndarray], *,
                     revision: int | None = None) -> None:
@@ -302,8 +335,18 @@ class PresetStore:
                 p.unlink(missing_ok=True)
 
 
+def _consent_record(statement: object) -> dict[str, str]:
+    """The ``consent`` field for a statement; a missing one says how to give it."""
+    if statement is None:
+        raise PresetError(f"a preset needs the consent of the person pictured: {consent.HOW}")
+    return consent.record(statement)  # type: ignore[arg-type]  # check_statement refuses non-text
+
+
 def preset_from_image(path: Path, face_index: int | None = None) -> Preset:
-    """A transient preset straight from a photo (for ``--source IMAGE``); nothing is written."""
+    """A transient preset straight from a photo (for ``--source IMAGE``); nothing is written.
+
+    A photo records no consent: its callers gate it (``process --source IMAGE --consent``; the worker
+    refuses photos)."""
     photo = analyse_photo(read_rgb(path), repr(str(path)), face_index)
     texture, tex_points = face_texture(photo)
     meta = {"format": schema.FORMAT, "name": path.name, "revision": 0, "primary": 0,
