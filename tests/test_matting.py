@@ -239,3 +239,74 @@ def test_fill_holes_spreads_known_cells_into_any_hole() -> None:
     assert filled[:, 0].tolist() == [5.0] * 10 and filled[:, -1].tolist() == [9.0] * 10
     assert filled.min() >= 5.0 - 1e-4 and filled.max() <= 9.0 + 1e-4
     assert filled[5, 2] < filled[5, 9]  # closer to the 5s on the left, to the 9s on the right
+
+
+# ------------------------------------------------------------------------- dark and saturated objects
+def _blue_stage(h: int = 180, w: int = 320, seed: int = 0) -> np.ndarray:
+    """A vignetted blue screen with sensor noise, float RGB 0..255 (H, W, 3)."""
+    y, x = np.mgrid[0:h, 0:w]
+    light = 1.0 - 0.4 * (((x - w / 2) / (w / 2)) ** 2 + ((y - h / 2) / (h / 2)) ** 2) / 2
+    return light[..., None] * np.array([23.0, 64.0, 179.0])
+
+
+def _shoot(stage: np.ndarray, seed: int = 0) -> np.ndarray:
+    noise = np.random.default_rng(seed).normal(0, 2.2, stage.shape)
+    return np.clip(stage + noise, 0, 255).astype(np.uint8)
+
+
+def _disc(h: int, w: int, cy: int, cx: int, r: int) -> np.ndarray:
+    mask = np.zeros((h, w), np.uint8)
+    cv2.circle(mask, (cx, cy), r, 1, -1)
+    return mask.astype(bool)
+
+
+def test_dark_objects_of_the_screens_hue_are_kept_opaque() -> None:
+    """Navy (45% of the screen's key signal, the screen's own hue), dark blue and a black helmet whose
+    visor mirrors the screen: per pixel each reads as "screen mixed with black", like an edge, and
+    a key that takes dark for screen punches holes in them. All are solid; the screen around is not."""
+    h, w = 180, 320
+    stage = _blue_stage(h, w)
+    navy, dark_blue, helmet = _disc(h, w, 60, 70, 28), _disc(h, w, 120, 160, 30), _disc(h, w, 60, 250, 32)
+    visor = helmet & _disc(h, w, 64, 250, 18)
+    stage[navy] = (20, 30, 80)
+    stage[dark_blue] = (12, 22, 88)
+    stage[helmet] = (9, 9, 10)
+    stage[visor] = 0.3 * stage[visor] + 8  # a glossy visor: the screen, dimmed
+    truth = (navy | dark_blue | helmet).astype(np.float32)
+    matter = build_matter({"matting": "chroma", "key_color": "blue"})
+    for t in range(3):
+        _, alpha = matter.process(_shoot(stage, t))
+    screen, solid = _regions(truth, 6)  # the outline's few pixels are unmixed, as any edge is
+    assert alpha[solid].min() >= 245, "dark objects must not be keyed through"
+    assert alpha[screen].max() <= 10
+    assert np.abs(alpha / 255.0 - truth).mean() < 0.01
+
+
+def test_a_badge_as_blue_as_the_screen_but_another_hue_stays() -> None:
+    """A purple-blue badge on a suit matches the screen's key signal; its red channel does not."""
+    h, w = 180, 320
+    stage = _blue_stage(h, w)
+    suit = np.zeros((h, w), bool)
+    suit[40:, 110:230] = True
+    badge = _disc(h, w, 100, 170, 14)
+    stage[suit] = (225, 120, 60)
+    stage[badge] = (110, 72, 180)
+    _, alpha = build_matter({"matting": "chroma", "key_color": "blue"}).process(_shoot(stage))
+    assert alpha[badge].min() >= 240
+
+
+def test_thin_dark_strands_and_a_real_hole_keep_their_alpha() -> None:
+    """What the dark-object rule must leave alone: a black strand one pixel wide over the screen is
+    a mix (not solid), and the screen seen through a mug's handle stays transparent."""
+    h, w = 180, 320
+    stage = _blue_stage(h, w)
+    stage[30:150, 60] = 0.5 * stage[30:150, 60]  # a black hair at 50% over the screen
+    ring = _disc(h, w, 90, 220, 30) & ~_disc(h, w, 90, 220, 16)
+    stage[ring] = (12, 22, 88)
+    hole = _disc(h, w, 90, 220, 12)
+    alpha = build_matter({"matting": "chroma", "key_color": "blue", "temporal": 0.0}).process(_shoot(stage))[1]
+    strand = alpha[40:140, 60].astype(np.float32) / 255.0
+    assert 0.25 < np.median(strand) < 0.8, np.median(strand)
+    assert alpha[hole].max() <= 12, "the screen through the handle is screen"
+    band = alpha[_regions(ring.astype(np.float32), 2)[1]]  # the mug's wall, 14 px across
+    assert np.median(band) >= 245 and np.percentile(band, 5) >= 220

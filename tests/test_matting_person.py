@@ -80,3 +80,42 @@ def test_person_mode_without_a_screen(model_pool, astronaut_rgb) -> None:
     face = alpha[120:200, 180:270]
     assert face.mean() > 0.9 * 255
     assert alpha[:60, 420:].mean() < 0.1 * 255  # the backdrop behind the shuttle model
+
+
+def test_a_dark_prop_held_out_stays_while_the_wall_goes(scene, model_pool) -> None:
+    """A black helmet held out over the screen, far beyond the person's outline, is "not person" to
+    the selfie model, as the wall is; the wall reaches the frame's edge, the helmet is surrounded by
+    screen. The prior must cut only the wall, and the key must not read the dark helmet as screen."""
+    frame, body, _ = scene
+    frame = frame.copy()
+    h, w = frame.shape[:2]
+    prop = np.zeros((h, w), np.uint8)
+    cv2.ellipse(prop, (592, 70), (32, 28), 0, 0, 360, 1, -1)
+    prop = prop.astype(bool)
+    frame[prop] = (14, 14, 16)
+    visor = prop & (np.abs(np.arange(h)[:, None] - 74) < 8) & (np.abs(np.arange(w)[None, :] - 592) < 22)
+    frame[visor] = (10, 52, 22)  # the visor mirrors the screen, dimly
+    matter = build_matter({"matting": "chroma+person"}, model_pool)
+    for _ in range(2):
+        _, alpha = matter.process(frame)
+    core = cv2.erode(prop.astype(np.uint8), np.ones((13, 13), np.uint8)).astype(bool)
+    assert alpha[core].min() >= 245, "the held prop is kept"
+    assert alpha[:, :50].max() <= 10, "the wall beyond the screen is removed"
+    screen = ~cv2.dilate((body | prop).astype(np.uint8), np.ones((15, 15), np.uint8)).astype(bool)
+    screen[:, :60] = False
+    assert np.percentile(alpha[screen], 99) <= 10
+
+
+def test_off_screen_tracing_is_the_same_without_opencv() -> None:
+    """The labelling pass (numpy + OpenCV) and the geodesic growth any array module runs find the
+    same region: what is joined to the border, never what a gap of screen separates from it."""
+    from facefusion_obs.matting.person import _reached_from_border
+
+    rng = np.random.default_rng(0)
+    free = rng.random((40, 70)) < 0.55
+    free[:, 30] = False  # a wall of screen: nothing right of it is reached through it from the left
+    fast, slow = _reached_from_border(free), _reached_from_border(free, fast=False)
+    assert np.array_equal(fast, slow) and fast.any() and not fast[~free].any()
+    island = np.zeros((20, 20), bool)
+    island[5:15, 5:15] = True  # a prop in the middle of the screen
+    assert not _reached_from_border(island).any() and not _reached_from_border(island, fast=False).any()

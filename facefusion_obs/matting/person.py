@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from facefusion_obs.runtime.imageops import box_mean_xp, grow, resize_linear, shrink
+import numpy
+
+from facefusion_obs.runtime.imageops import block_mean, box_mean_xp, grow, resize_linear, shrink
 from facefusion_obs.runtime.xp import module_of
 
 
@@ -32,6 +34,59 @@ def person_bounds(prob: Any, height: int, width: int, margin: int = 1, reach: in
     floor = xp.clip(floor * 2.0 - 1.0, 0.0, 1.0)
     ceiling = xp.clip(ceiling * 2.0, 0.0, 1.0)
     return resize_linear(floor, height, width), resize_linear(ceiling, height, width)
+
+
+OFF_SCREEN_CELL = 4  # work-grid pixels per cell of the grid the off-screen region is traced on
+
+
+def off_screen(alpha: Any, prob: Any, cell: int = OFF_SCREEN_CELL) -> Any:
+    """Where the frame shows neither screen nor person and is joined to the frame's border without
+    crossing either: a wall, a light stand or a doorway beyond the screen's edge (H, W float 0..1).
+
+    The person prior alone cannot tell a wall from a prop the streamer holds out at arm's length (a
+    helmet, a mug: "not person" to the selfie model too). What tells them apart is where they sit:
+    a prop is surrounded by screen or touches the person, while what lies beyond the screen's edge
+    reaches the frame's border. So only that region is cut, and only what the key keeps in front of
+    the screen is left to the key.
+    """
+    xp = module_of(alpha)
+    height, width = alpha.shape
+    solid = block_mean(alpha, cell) > 0.5
+    gh, gw = solid.shape
+    person = grow(resize_linear(prob, gh, gw) > 0.3, 1)
+    free = solid & ~person
+    outside = _reached_from_border(free)
+    # one cell more, so the outline of the wall next to the screen goes with it
+    outside = grow(outside, 1) & ~person
+    soft = box_mean_xp(outside.astype(xp.float32), 1)
+    return resize_linear(soft, gh * cell, gw * cell)[:height, :width]
+
+
+def _reached_from_border(free: Any, fast: bool = True) -> Any:
+    """The cells of ``free`` (bool grid) joined to the grid's border through ``free`` (8-connected).
+
+    On numpy with OpenCV (and ``fast``) one labelling pass; otherwise geodesic growth, which any
+    array module runs and which must give the same cells.
+    """
+    xp = module_of(free)
+    border = xp.zeros(free.shape, dtype=bool)
+    border[0, :] = border[-1, :] = True
+    border[:, 0] = border[:, -1] = True
+    if xp is numpy and fast:
+        try:
+            import cv2
+        except ImportError:  # the worker may run without OpenCV
+            cv2 = None
+        if cv2 is not None:
+            _count, labels = cv2.connectedComponents(free.astype(numpy.uint8), connectivity=8)
+            touching = numpy.unique(labels[border & free])
+            return numpy.isin(labels, touching[touching > 0])
+    reached = border & free
+    while True:  # geodesic growth, one cell a step so it never jumps a gap of screen
+        step = grow(reached, 1) & free
+        if bool((step == reached).all()):
+            return reached
+        reached = step
 
 
 def person_alpha(prob: Any, height: int, width: int) -> Any:

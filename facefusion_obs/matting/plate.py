@@ -55,7 +55,10 @@ class CleanPlate:
             self._seen = xp.zeros(cells.shape, dtype=bool)
             return self._plate
         candidates = cells > 0.5 * reference
-        rough = fill_holes(cells, candidates)
+        # the light on a screen varies smoothly (gradients, vignetting); a dark object of the
+        # screen's hue there from the first frame (a navy top) is a step below that surface, where a
+        # local fill would take it for a dim patch of screen and learn it as one for good
+        rough = xp.maximum(fill_holes(cells, candidates), 0.9 * smooth_light(cells, candidates))
         screen = shrink(cells > 0.9 * rough, 1)
         if not bool(screen.any()):
             screen = candidates
@@ -92,6 +95,28 @@ class CleanPlate:
         gh, gw = grid.shape[:2]
         up = resize_linear(extrapolate_border(grid), (gh + 2) * self.cell, (gw + 2) * self.cell)
         return up[self.cell:self.cell + height, self.cell:self.cell + width]
+
+
+def smooth_light(cells: Any, known: Any, rounds: int = 3) -> Any:
+    """A quadratic surface in x and y through the ``known`` cells, refitted ``rounds`` times on the
+    cells within 20% of it (creases, hot spots and objects drop out): the screen's lighting."""
+    xp = module_of(cells)
+    gh, gw = cells.shape
+    v, u = xp.meshgrid(xp.linspace(-1.0, 1.0, gh, dtype=xp.float32), xp.linspace(-1.0, 1.0, gw, dtype=xp.float32),
+                       indexing="ij")
+    basis = xp.stack([xp.ones_like(u), u, v, u * u, v * v, u * v], axis=-1).reshape(-1, 6)
+    values = cells.reshape(-1)
+    use = known.reshape(-1)
+    fit = xp.full(values.shape, float(xp.median(values[use])) if bool(use.any()) else 0.0, dtype=xp.float32)
+    for _ in range(rounds):
+        if int(use.sum()) < 12:
+            break
+        a = basis[use]
+        normal = a.T @ a + 1e-3 * xp.eye(6, dtype=xp.float32)
+        coef = xp.linalg.solve(normal, a.T @ values[use])
+        fit = basis @ coef
+        use = use & (xp.abs(values - fit) < 0.2 * xp.abs(fit))
+    return fit.reshape(gh, gw)
 
 
 def extrapolate_border(grid: Any) -> Any:
@@ -133,3 +158,24 @@ class SubjectLevel:
         level = fill_holes(num / xp.maximum(den, 1e-3), known) if bool(known.any()) else xp.zeros_like(num)
         # a subject nearly as saturated as the screen (green clothing) is left to the person prior
         return xp.clip(level, -255.0, screen * 0.33)
+
+    def include(self, diff: Any, solid: Any, inside: Any, level: Any, screen: Any, cell: int | None = None) -> Any:
+        """``level`` (from ``update`` with ``solid``) with the pixels ``inside`` (bool, H x W: the
+        inside of a dark object) averaged into the cells that hold them, and only there. ``cell``:
+        the cells' size in the given arrays' pixels, when those are coarser than the plate's grid.
+
+        Their level is far above the rest of the subject's; spread like the rest, it would shrink
+        the unmixing span of every screen cell around and lift the screen's noise into haze.
+        """
+        xp = module_of(diff)
+        cell = cell or self.cell
+        weight = inside.astype(xp.float32)
+        num = block_mean(diff * weight, cell)
+        den = block_mean(weight, cell)
+        known = den > 0.02
+        if not bool(known.any()):
+            return level
+        # the cell's solid pixels, old and new, weighed by their count
+        old = block_mean(solid, cell)
+        merged = (level * old + num) / xp.maximum(old + den, 1e-3)
+        return xp.where(known, xp.clip(merged, -255.0, screen * 0.33), level)
