@@ -73,7 +73,7 @@ def test_video_frames_are_numbered(tmp_path, frames) -> None:
 
 
 def test_tuning_flags_are_the_config_options() -> None:
-    flags = {o.key for o in process_cli.TUNING}
+    flags = {o.key for o in process_cli.OPTION_FLAGS}
     assert {"key_tolerance", "key_softness", "despill", "temporal"} <= flags
 
 

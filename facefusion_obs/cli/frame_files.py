@@ -108,9 +108,18 @@ class FrameSource:
 
     def frames(self) -> Iterator[tuple[str, Any]]:
         """(output file name, RGB frame) in stream order; CliError for anything unreadable."""
+        for name, rgb, _ in self.timed():
+            yield name, rgb
+
+    def timed(self, fps: float = 30.0) -> Iterator[tuple[str, Any, float]]:
+        """(output file name, RGB frame, frame time in seconds) in stream order.
+
+        The time is the video's own timestamp, or index / ``fps`` for a folder (0 for one image):
+        the pipeline's temporal filters run on it, so a run's output never depends on how fast the
+        machine is."""
         if self.kind != "video":
-            for path in self.files:
-                yield f"{path.stem}.png", read_image(path)
+            for index, path in enumerate(self.files):
+                yield f"{path.stem}.png", read_image(path), index / fps
             return
         yield from _video_frames(self.path)
 
@@ -140,7 +149,7 @@ def open_source(source: Path) -> FrameSource:
     return FrameSource(source, "video")
 
 
-def _video_frames(source: Path) -> Iterator[tuple[str, Any]]:
+def _video_frames(source: Path) -> Iterator[tuple[str, Any, float]]:
     # A damaged file makes the decoders print to file descriptor 2, which would bury the one-line error
     # below. libav is quietened by this setting (OpenCV reads it when it first opens a video in the
     # process: the CLI's case; a value the user set is kept); OpenCV's fallback readers (its own MJPEG
@@ -165,14 +174,21 @@ def _video_frames(source: Path) -> Iterator[tuple[str, Any]]:
         if width > MAX_SIDE or height > MAX_SIDE:
             raise _too_large(f"video {source}", width, height)
         declared = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        index = 0
+        rate = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
+        rate = rate if 0.0 < rate <= 1000.0 else 30.0
+        index, last = 0, -1.0
         while True:
             ok, frame = capture.read()
             if not ok:
                 break
             if max(frame.shape[:2]) > MAX_SIDE:
                 raise _too_large(f"video {source} frame {index}", frame.shape[1], frame.shape[0])
-            yield f"frame_{index:06d}.png", cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            # the frame's presentation time; where the container gives none (or not increasing ones),
+            # index / the declared rate
+            stamp = float(capture.get(cv2.CAP_PROP_POS_MSEC) or 0.0) / 1e3
+            t = stamp if stamp > last else (index / rate if index / rate > last else last + 1.0 / rate)
+            last = t
+            yield f"frame_{index:06d}.png", cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), t
             index += 1
         if index == 0:
             raise CliError(f"cannot read {source}: the video has no readable frames")

@@ -1,7 +1,8 @@
 """Faces: BlazeFace detection, 468-point landmarks on rotation-aligned crops, tracking and smoothing.
 
-All models run on the CPU with LiteRT (1-2 ms each); ``FaceTracker`` is per stream, the models behind
-it are shared by every tracker in the process.
+All models run on the CPU with LiteRT (1-2 ms each); ``FaceTracker`` is per stream (optical flow
+predicts each face's crop, a consistency check decides per face and frame whether it may be swapped,
+smoothing runs on frame time), the models behind it are shared by every tracker in the process.
 """
 
 from facefusion_obs.faces.detector import FULL_RANGE, SHORT_RANGE, Detection, FaceDetector

@@ -68,8 +68,8 @@ class Swapper(Protocol):
 
     def reset(self) -> None: ...
 
-    def process(self, rgb: Any) -> tuple[Any, Any]:
-        """(H, W, 3) uint8 RGB -> (swapped RGB, face mask (H, W) float32 0..1 or None)."""
+    def process(self, rgb: Any, t: float | None = None) -> tuple[Any, Any]:
+        """(H, W, 3) uint8 RGB at frame time ``t`` (s) -> (swapped RGB, face mask (H, W) float32 0..1 or None)."""
         ...
 
 
@@ -171,8 +171,9 @@ class SwapStage:
     def reset(self) -> None:
         self.engine.reset()
 
-    def process(self, rgb: Any) -> tuple[Any, Any]:
-        return self.engine.process(rgb)
+    def process(self, rgb: Any, t: float | None = None) -> tuple[Any, Any]:
+        """Swap at frame time ``t`` (seconds: capture or video time; None counts frames at 30/s)."""
+        return self.engine.process(rgb, t)
 
 
 def build_swapper(options: Mapping[str, Any], pool: ModelPool) -> SwapStage:

@@ -316,7 +316,7 @@ class InswapperSwapper:
             self.faces_swapped = 0
             return rgb, None
         t0 = time.perf_counter()
-        faces = self.tracker.process(to_numpy(rgb), time.monotonic() if t is None else t)
+        faces = self.tracker.process(to_numpy(rgb), t)  # frame time (None: frames at 30/s), never wall clock
         t1 = time.perf_counter()
         self.faces_swapped = 0
         timings = {"track": (t1 - t0) * 1e3, "align": 0.0, "inference": 0.0, "paste": 0.0}
@@ -331,6 +331,8 @@ class InswapperSwapper:
         timings["frame"] = (time.perf_counter() - tf) * 1e3
         timings["convert"] = 0.0
         for face in faces:
+            if not face.swap:  # the tracker's consistency check: never draw a torn or misplaced face
+                continue
             ta = time.perf_counter()
             try:
                 crop, m = align_crop(rgb, five_from_mesh(face.landmarks), SWAP_SIZE)

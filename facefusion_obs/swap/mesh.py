@@ -52,6 +52,7 @@ class FaceResult:
     reason: str = ""
     warp_ms: float = 0.0
     blend_ms: float = 0.0
+    opacity: float = 1.0  # < 1 while a face the tracker lost fades out (the real face shows through)
 
 
 def signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
@@ -195,11 +196,13 @@ def _warp(source: SourceFace, verts: np.ndarray, tris: np.ndarray, weights: np.n
 
 
 def swap_face(frame: Any, target: np.ndarray, source: SourceFace, triangles: np.ndarray,
-              face_mask: Any, weights: np.ndarray | None = None, *, colour: bool = True) -> FaceResult:
+              face_mask: Any, weights: np.ndarray | None = None, *, colour: bool = True,
+              opacity: float = 1.0) -> FaceResult:
     """Swap one face in ``frame`` (H, W, 3 uint8, modified in place) and max its blend weight into
     ``face_mask`` (H, W float32). ``target`` is (468, 2) frame pixels, or (468, 3) with MediaPipe's
     depth (smaller is nearer), which lets a turned head draw its nose over the cheek behind it;
-    ``weights`` (468,) per-vertex blend weights (see :func:`vertex_weights`; None = 1 everywhere)."""
+    ``weights`` (468,) per-vertex blend weights (see :func:`vertex_weights`; None = 1 everywhere);
+    ``opacity`` scales the whole blend (a face the tracker lost fades out through it)."""
     import time
 
     xp = module_of(frame)
@@ -241,12 +244,14 @@ def swap_face(frame: Any, target: np.ndarray, source: SourceFace, triangles: np.
     # there the warp has no pixel, so it must show the target itself, never black.
     warped = xp.where(covered[..., None], warped, roi)
     soft = box_mean(cover, feather)
+    if opacity < 1.0:
+        soft = soft * np.float32(opacity)
     blended = roi + soft[..., None] * (warped - roi)
     frame[y0:y1, x0:x1] = xp.clip(blended + 0.5, 0, 255).astype(xp.uint8)
     region = face_mask[y0:y1, x0:x1]
     face_mask[y0:y1, x0:x1] = xp.maximum(region, soft)
     t2 = time.perf_counter()
-    return FaceResult(True, "", (t1 - t0) * 1e3, (t2 - t1) * 1e3)
+    return FaceResult(True, "", (t1 - t0) * 1e3, (t2 - t1) * 1e3, opacity)
 
 
 class MeshSwapper:
@@ -263,13 +268,15 @@ class MeshSwapper:
         from facefusion_obs.faces.topology import MeshTopology
 
         self.topology = pool.load(MeshTopology)
-        self.tracker = FaceTracker(pool, max_faces=int(options.get("max_faces", 1)))
+        self.tracker = FaceTracker(pool, max_faces=int(options.get("max_faces", 1)),
+                                   triangles=self.topology.triangles)
         self.options: dict[str, Any] = {}
         from facefusion_obs.presets import PresetWatcher
 
         self.watcher = PresetWatcher()
         self._source: tuple[Any, tuple[SourceFace, np.ndarray]] | None = None
         self.last: list[FaceResult] = []
+        self.faces: list[Any] = []  # the tracker's faces of the last frame, in the order of ``last``
         self.timings: dict[str, float] = {}
         self.configure(options)
 
@@ -293,15 +300,16 @@ class MeshSwapper:
         return self._source[1]
 
     def process(self, rgb: Any, t: float | None = None) -> tuple[Any, Any]:
-        import time
-
+        """``t``: the frame's time in seconds (capture or video time); None counts frames at 30/s.
+        Never the wall clock: the output must not depend on how fast the machine is."""
         xp = module_of(rgb)
         found = self.source_face(xp)
         if found is None:
-            self.last = []
+            self.last, self.faces = [], []
             return rgb, None
         source, weights = found
-        faces = self.tracker.process(to_numpy(rgb), time.monotonic() if t is None else t)
+        faces = self.tracker.process(to_numpy(rgb), t)
+        self.faces = faces
         self.last = []
         if not faces:
             self.timings = dict(self.tracker.timings)
@@ -309,7 +317,11 @@ class MeshSwapper:
         out = rgb.copy()
         mask = xp.zeros(rgb.shape[:2], xp.float32)
         for face in faces:
-            self.last.append(swap_face(out, face.landmarks, source, self.topology.triangles, mask, weights))
+            if not face.swap:  # the tracker's consistency check: never draw a torn or misplaced face
+                self.last.append(FaceResult(False, face.reason))
+                continue
+            self.last.append(swap_face(out, face.landmarks, source, self.topology.triangles, mask, weights,
+                                       opacity=face.opacity))
         self.timings = {**self.tracker.timings, "warp": sum(r.warp_ms for r in self.last),
                         "blend": sum(r.blend_ms for r in self.last)}
         if not any(r.swapped for r in self.last):
