@@ -27,6 +27,7 @@ MATTING_MODES = ("off", "chroma", "chroma+person", "person")
 SWAP_ENGINES = ("mesh", "inswapper")
 EFFECTS = ("pipeline", "passthrough", "test-pattern")
 KEY_COLOR_PRESETS = ("green", "blue", "auto")
+LABEL_CORNERS = ("bottom-right", "bottom-left", "top-right", "top-left")
 _HEX_COLOR = re.compile(r"^#[0-9A-Fa-f]{6}$")
 
 
@@ -115,7 +116,8 @@ OPTIONS: tuple[Option, ...] = (
         "text",
         "",
         "Face preset",
-        "The face to swap in. Presets are made with 'facefusion-obs presets add NAME IMAGE'.",
+        "The face to swap in. Presets are made with "
+        "'facefusion-obs presets add NAME IMAGE --consent \"WHO, WHEN, HOW\"'.",
         "Face",
     ),
     Option(
@@ -138,6 +140,64 @@ OPTIONS: tuple[Option, ...] = (
         minimum=1,
         maximum=8,
         step=1,
+    ),
+    Option(
+        "privacy",
+        "bool",
+        False,
+        "Never show my real face",
+        "Whenever a face is not swapped (lost, covered, worker down or restarting, models missing, Enable "
+        "off), show a cover instead of the camera: the last swapped picture, blurred and dimmed, or the "
+        "cover image. Hiding the filter itself (its eye in OBS's Filters list) bypasses it: don't.",
+        "Face",
+    ),
+    Option(
+        "cover_image",
+        "text",
+        "",
+        "Cover image",
+        "A picture file (PNG or JPEG) to show as the cover instead of the blurred last picture. Empty: blur.",
+        "Face",
+    ),
+    Option(
+        "ai_label",
+        "bool",
+        True,
+        "Show the \"AI face swap\" label (recommended)",
+        "While a face is swapped, a small badge in the picture tells viewers the face is generated, so "
+        "nobody mistakes it for the person it shows. Untick only if you disclose the swap another way "
+        "(a scene overlay, the stream title): a swapped face with no label can mislead and, in some "
+        "places and on some platforms, break the rules on synthetic media.",
+        "Face",
+    ),
+    Option(
+        "ai_label_text",
+        "text",
+        "AI face swap",
+        "Label text",
+        "The badge's words (Latin letters, digits and punctuation; up to 40 characters). Empty: "
+        "\"AI face swap\".",
+        "Face",
+    ),
+    Option(
+        "ai_label_corner",
+        "choice",
+        "bottom-right",
+        "Label corner",
+        "Where the badge sits in the picture.",
+        "Face",
+        choices=LABEL_CORNERS,
+    ),
+    Option(
+        "ai_label_size",
+        "float",
+        0.06,
+        "Label size",
+        "The badge's height as a share of the picture's height (0.06: 65 pixels of a 1080p frame).",
+        "Face",
+        minimum=0.03,
+        maximum=0.2,
+        step=0.01,
     ),
     # --- Matting ----------------------------------------------------------------------------------
     Option(

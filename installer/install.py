@@ -178,7 +178,8 @@ Done. In OBS Studio (29 or newer):
   1. Tools -> Scripts -> Scripts tab -> + -> choose {script}
      (Windows/macOS only: first set Tools -> Scripts -> Python Settings to a Python 3.10-3.13 install.)
   2. Right-click your camera source -> Filters -> Effect Filters -> + -> "FaceFusion Live".
-  3. In the filter: pick a face preset (make one with '.venv/bin/facefusion-obs presets add NAME PHOTO'),
+  3. In the filter: pick a face preset (make one with
+     '.venv/bin/facefusion-obs presets add NAME PHOTO --consent "WHO, WHEN, HOW"'),
      and a matting mode if you have a green screen. The status line shows the worker's state.
 """)
 

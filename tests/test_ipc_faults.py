@@ -49,7 +49,7 @@ class Worker:
         assert self.recv()["type"] == "ready"
         return self.conn
 
-    def recv(self, skip=("status", "catalog")) -> dict:
+    def recv(self, skip=("status", "catalog", "verdict")) -> dict:
         """The next message that is not routine, or fail after DEADLINE_S."""
         deadline = time.monotonic() + DEADLINE_S
         while time.monotonic() < deadline:

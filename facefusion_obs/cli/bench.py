@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-BENCHMARKS = ("ipc", "matting", "faces", "swap", "pipeline", "soak")
+BENCHMARKS = ("ipc", "matting", "faces", "swap", "pipeline", "soak", "live")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -82,9 +82,24 @@ def _str(maxlen: int):
     return check
 
 
+def _optional(check: Any) -> Any:
+    """``check`` for a field a message may leave out (older senders never send it)."""
+
+    def optional(v: Any) -> bool:
+        return check(v)
+
+    optional.__doc__, optional.optional = check.__doc__, True  # type: ignore[attr-defined]
+    return optional
+
+
 def _float(v: Any) -> bool:
     """a finite number"""
     return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) < 1e12
+
+
+def _bool(v: Any) -> bool:
+    """true or false"""
+    return isinstance(v, bool)
 
 
 def _shm_name(v: Any) -> bool:
@@ -156,7 +171,8 @@ MESSAGES: dict[str, dict[str, Any]] = {
     # OBS -> worker
     "open": {"channel": _CHANNEL, "shm": _shm_name, "width": _SIDE, "height": _SIDE},
     "close": {"channel": _CHANNEL},
-    "configure": {"channel": _CHANNEL, "options": _options},
+    # scene: the OBS scene the filter is shown in, for the worker's local usage log (optional)
+    "configure": {"channel": _CHANNEL, "options": _options, "scene": _optional(_str(256))},
     "frames": {"channels": _channel_ids},
     "shutdown": {},
     # worker -> OBS
@@ -164,6 +180,8 @@ MESSAGES: dict[str, dict[str, Any]] = {
     "attached": {"channel": _CHANNEL, "shm": _shm_name},
     "status": {"state": lambda v: v in _STATES, "provider": _str(64), "channels": _stats},
     "error": {"channel": _int(0, 2**31), "message": _str(2000)},
+    # sent before each output is published: did it swap every face (the privacy cover needs to know)
+    "verdict": {"channel": _CHANNEL, "frame_id": _int(0, 2**62), "swapped": _bool},
     # what can run (the worker is the one authority): sent after "ready" and whenever it changes
     "catalog": {"engines": _engines, "presets": _preset_names, "provider": _str(64)},
 }
@@ -190,6 +208,8 @@ def validate(msg: Any) -> dict[str, Any]:
         raise ProtocolError(f"{kind}: unexpected field(s) {', '.join(sorted(extra))}")
     for field, check in schema.items():
         if field not in msg:
+            if getattr(check, "optional", False):
+                continue
             raise ProtocolError(f"{kind}: missing field {field!r}")
         if not check(msg[field]):
             raise ProtocolError(

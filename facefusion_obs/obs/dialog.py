@@ -14,9 +14,11 @@ from typing import Any
 import obspython as obs  # only importable inside OBS
 
 from facefusion_obs.config import locations
-from facefusion_obs.obs import properties, scenes
+from facefusion_obs.obs import audiosync, properties, scenes
 from facefusion_obs.obs.registration import ScriptState
 from facefusion_obs.obs.status import log
+
+AUDIO_SYNC_KEY = "audio_sync_source"  # script setting: the audio source kept in sync ("" = off)
 
 
 class Dialog:
@@ -31,6 +33,8 @@ class Dialog:
     def get_properties(self, handle: int) -> int:
         f = self.state.instances.get(handle)
         status = f.status() if f is not None else "Worker: not started"
+        audio = self.audio_status()
+        status += f" | {audio}" if audio else ""
         choices = properties.choices_from_catalog(self._catalog(), f.options["preset"] if f is not None else "")
         buttons = {"open_presets": ("Open presets folder", self.state.buttons["open_presets"]),
                    "restart_worker": ("Restart worker", self.state.buttons["restart_worker"])}
@@ -59,6 +63,7 @@ class Dialog:
     def script_properties(self) -> Any:
         """The Scripts window: a face preset per scene (a filter's own preset still wins)."""
         props = obs.obs_properties_create()
+        self._audio_sync_property(props)
         presets = properties.catalog_presets(self._catalog())
         mapping = scenes.mapping_from_settings(script_settings_dict(self.state))
         for scene in obs.obs_frontend_get_scene_names() or []:
@@ -78,8 +83,38 @@ class Dialog:
                                         "(add a FaceFusion Live filter to a source).", obs.OBS_TEXT_INFO)
         elif not presets:
             obs.obs_properties_add_text(props, "no_presets", "No presets yet: run 'facefusion-obs presets add NAME "
-                                        "PHOTO'", obs.OBS_TEXT_INFO)
+                                        "PHOTO --consent \"WHO, WHEN, HOW\"'", obs.OBS_TEXT_INFO)
         return props
+
+    def audio_status(self) -> str:
+        """The audio sync part of the status lines ("" when the setting is off)."""
+        return audiosync.status_text(self.state.audio, self.state.audio_wanted)  # any thread: no OBS data read
+
+    def _audio_sync_property(self, props: Any) -> None:
+        """"Keep audio in sync with": every source that has audio, and the offset in use now."""
+        names = []
+        sources = obs.obs_enum_sources() or []
+        try:
+            for source in sources:
+                if obs.obs_source_get_output_flags(source) & obs.OBS_SOURCE_AUDIO:
+                    names.append(obs.obs_source_get_name(source))
+        finally:
+            obs.source_list_release(sources)
+        prop = obs.obs_properties_add_list(props, AUDIO_SYNC_KEY, "Keep audio in sync with",
+                                           obs.OBS_COMBO_TYPE_LIST, obs.OBS_COMBO_FORMAT_STRING)
+        obs.obs_property_list_add_string(prop, "(off)", "")
+        wanted = script_settings_dict(self.state).get(AUDIO_SYNC_KEY, "")
+        wanted = wanted if isinstance(wanted, str) else ""
+        for name in sorted(set(names) | ({wanted} if wanted else set())):
+            obs.obs_property_list_add_string(prop, name, name)
+        obs.obs_property_set_long_description(
+            prop, "The face swap delays the video by its processing time. This sets the audio source's sync "
+                  "offset to that delay (its own offset plus the measured latency, rounded to a frame), moves it "
+                  "only when the latency has changed by more than a frame for a few seconds, and puts the "
+                  "old offset back when you choose (off) or unload the script.")
+        status = self.audio_status()
+        if status:
+            obs.obs_properties_add_text(props, "audio_sync_status", status, obs.OBS_TEXT_INFO)
 
 
 def script_settings_dict(state: ScriptState) -> dict[str, Any]:

@@ -3,6 +3,10 @@
 Rules this class keeps: nothing here waits on the worker; when there is no fresh result the last
 one is drawn, and when the worker is not running the frame passes through untouched; only the
 render thread touches the channel's shared memory and GPU objects.
+
+With "Never show my real face" on (or the panic key pressed) the camera is never drawn: outputs go
+through the privacy gate (``obs/cover.py``) and everything else is the cover, drawn here, so it
+holds while the worker is down.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Any
 
 from facefusion_obs.config import default_options
 from facefusion_obs.ipc.frames import CorruptHeader, FrameChannel, check_geometry
+from facefusion_obs.obs.cover import PrivacyGate
 from facefusion_obs.obs.gpu import GpuResources, copy_rows
 from facefusion_obs.obs.scenes import effective_options
 from facefusion_obs.obs.supervisor import Supervisor
@@ -59,6 +64,7 @@ class FaceFusionFilter:
         self.channel_id = channel_id  # unique in this OBS process: the worker keys its channels by it
         self.options = options or default_options()  # the filter's own settings
         self.scene_choice: str | None = None  # its scene's preset (see obs/scenes.py)
+        self.scene = ""  # the scene it is shown in: the worker's usage log records it
         self.last_matting = "chroma"  # what the matting hotkey turns back on
         self.gpu: GpuResources | None = None
         self.channel: FrameChannel | None = None
@@ -66,6 +72,9 @@ class FaceFusionFilter:
         self.frame_id = 0
         self.output_count = 0
         self.has_output = False
+        self.gate = PrivacyGate()
+        self.panic = False  # the "cover now" hotkey (obs/frontend.py) sets it on every filter
+        self.covered = False  # the last render drew the cover (the status line says so)
         self.last_latency_ms = 0.0
         self.latency = RateMeter()
         self.frames_in = RateMeter()
@@ -83,10 +92,10 @@ class FaceFusionFilter:
         self.options = options
         self._configure_worker()
 
-    def set_scene_choice(self, choice: str | None) -> None:
+    def set_scene_choice(self, choice: str | None, scene: str | None = None) -> None:
         """The filter's scene changed: use that scene's preset unless the filter has its own."""
-        if choice != self.scene_choice:
-            self.scene_choice = choice
+        if choice != self.scene_choice or (scene is not None and scene != self.scene):
+            self.scene_choice, self.scene = choice, self.scene if scene is None else scene
             self._configure_worker()
 
     def effective_options(self) -> dict[str, Any]:
@@ -95,7 +104,8 @@ class FaceFusionFilter:
     def _configure_worker(self) -> None:
         sup = self._supervisor_of()
         if sup is not None and self.channel is not None:
-            sup.send(self.generation, "configure", channel=self.channel_id, options=self.effective_options())
+            sup.send(self.generation, "configure", channel=self.channel_id, options=self.effective_options(),
+                     scene=self.scene[:256])
 
     # ---------------------------------------------------------------------------- per frame
     def render(self) -> None:
@@ -104,17 +114,28 @@ class FaceFusionFilter:
         target = api.obs_filter_get_target(self.source)
         width = api.obs_source_get_base_width(target) if target else 0
         height = api.obs_source_get_base_height(target) if target else 0
-        if not (self.options["enabled"] and sup is not None and sup.running and width and height):
-            self._pass_through()
-            return
+        guarded = self.options["privacy"] or self.panic
+        self.covered = guarded  # until the gate lets an output through below
+        worker_ok = bool(self.options["enabled"] and sup is not None and sup.running)
         try:
             check_geometry(width, height)
         except ValueError:
+            if not guarded:  # nothing to cover with: drawing nothing is the only safe picture
+                self._pass_through()
+            return
+        if not (worker_ok or guarded):
             self._pass_through()
             return
         if self.gpu is None or (self.gpu.width, self.gpu.height) != (width, height):
             self._drop_gpu()
+            self.gate.textures_lost()
             self.gpu = GpuResources(api, self.gs, width, height)
+        if not worker_ok:
+            self.has_output = False
+            self.gate.restart()
+            self._draw_cover()
+            return
+        assert sup is not None
         if (
             self.channel is None
             or self.generation != sup.generation
@@ -137,10 +158,25 @@ class FaceFusionFilter:
             self.has_output = False
             raise
         t2 = time.perf_counter()
-        self.gpu.draw(self.gpu.output if self.has_output else texture)
+        decision = self.gate.decide(sup.verdicts.get(self.channel_id, ()), time.monotonic(), worker_ok=True,
+                                    forced=self.panic)
+        if decision.promote:
+            self.gpu.promote()
+        if not guarded:
+            self.gpu.draw(self.gpu.newest_output if self.has_output else texture)
+        elif decision.cover:
+            self._draw_cover()
+        else:
+            self.covered = False
+            self.gpu.draw(self.gpu.good_output)
         now = time.perf_counter()
         self.total_cost.tick(now, (now - t0) * 1e3)
         self.boundary_cost.tick(now, (t2 - t1) * 1e3)
+
+    def _draw_cover(self) -> None:
+        gpu = self.gpu
+        assert gpu is not None
+        gpu.draw_cover(gpu.cover_image(self.options["cover_image"]), self.gate.has_good)
 
     def _pass_through(self) -> None:
         self.has_output = False
@@ -170,6 +206,8 @@ class FaceFusionFilter:
     def _take_output(self, sup: Supervisor) -> None:
         channel, gpu = self.channel, self.gpu
         assert channel is not None and gpu is not None
+        if self.options["privacy"] and self.gate.pending is not None:
+            return  # its verdict first: a newer upload would replace it unseen, and could forever
         t0 = time.perf_counter()
         uploaded: list[int] = []
 
@@ -181,10 +219,12 @@ class FaceFusionFilter:
         if meta is None:
             if uploaded:  # every copy met a rewrite: the texture holds a torn frame, never draw it
                 self.has_output = False
+                self.gate.discard()
             return
         now = time.perf_counter()
         self.output_count = meta.count
         self.has_output = True
+        self.gate.uploaded(meta.frame_id, time.monotonic())
         self.last_latency_ms = (time.monotonic_ns() - meta.capture_ns) / 1e6
         self.latency.tick(now, self.last_latency_ms)
         self.frames_out.tick(now)
@@ -197,10 +237,12 @@ class FaceFusionFilter:
         sup.track_segment(channel.name)
         self.channel, self.generation = channel, sup.generation
         self.output_count, self.has_output = 0, False
+        self.gate.restart()
         sup.send(
             self.generation, "open", channel=self.channel_id, shm=channel.name, width=width, height=height
         )
-        sup.send(self.generation, "configure", channel=self.channel_id, options=self.effective_options())
+        sup.send(self.generation, "configure", channel=self.channel_id, options=self.effective_options(),
+                 scene=self.scene[:256])
 
     def _close_channel(self, sup: Supervisor | None) -> None:
         channel, self.channel = self.channel, None
@@ -224,8 +266,16 @@ class FaceFusionFilter:
         if sup is None:
             return "Worker: stopped (script unloaded)"
         state = sup.state + (f" ({sup.detail})" if sup.detail else "")
+        cover = " | COVER shown: your real face is hidden" if self.covered else ""
+        if self.panic:
+            cover += " (panic key: press it again to uncover)"
+        if not self.options["ai_label"]:
+            cover += " | AI label OFF (your choice in Face)"
+        image = self.options["cover_image"]
+        if image and self.gpu is not None and self.gpu.image == (image, None):
+            cover += " | cover image unreadable: blurring instead"
         if not self.options["enabled"]:
-            return f"Worker: {state} | filter disabled: passing frames through"
+            return f"Worker: {state} | filter disabled: " + ("covering" if cover else "passing frames through") + cover
         line = (
             f"Worker: {state} | provider {sup.provider or '-'} | in {self.frames_in.rate(now):.0f} fps, "
             f"out {self.frames_out.rate(now):.0f} fps | latency p50 {self.latency.percentile(0.5):.0f} "
@@ -238,7 +288,7 @@ class FaceFusionFilter:
             line += f" | quality: {stats.quality} (keeping up with the camera)"
         if sup.errors:
             line += f" | last error: {sup.errors[-1][:160]}"
-        return line
+        return line + cover
 
     def cost_summary(self) -> str:
         """OBS-side per-frame cost, for the log and the Performance section (parsed by the benchmark)."""

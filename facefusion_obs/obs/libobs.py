@@ -33,6 +33,8 @@ GET_PROPERTIES = ctypes.CFUNCTYPE(vp, vp)
 UPDATE = ctypes.CFUNCTYPE(None, vp, vp)
 VIDEO_TICK = ctypes.CFUNCTYPE(None, vp, f32)
 VIDEO_RENDER = ctypes.CFUNCTYPE(None, vp, vp)
+TASK = ctypes.CFUNCTYPE(None, vp)  # obs_queue_task: run on OBS's UI thread (OBS_TASK_UI)
+OBS_TASK_UI = 0
 BUTTON_CLICKED = ctypes.CFUNCTYPE(cbool, vp, vp, vp)
 
 _CALLBACK_TYPES = {
@@ -145,6 +147,8 @@ _SIGNATURES = {
     "gs_effect_get_technique": (vp, vp, cstr),
     "gs_effect_get_param_by_name": (vp, vp, cstr),
     "gs_effect_set_texture": (None, vp, vp),
+    "gs_effect_set_float": (None, vp, f32),
+    "gs_texture_create_from_file": (vp, cstr),
     "gs_technique_begin": (ctypes.c_size_t, vp),
     "gs_technique_end": (None, vp),
     "gs_technique_begin_pass": (cbool, vp, ctypes.c_size_t),
@@ -160,6 +164,7 @@ _SIGNATURES = {
     "obs_properties_add_float_slider": (vp, vp, cstr, cstr, f64, f64, f64),
     "obs_properties_add_int_slider": (vp, vp, cstr, cstr, cint, cint, cint),
     "obs_properties_add_color": (vp, vp, cstr, cstr),
+    "obs_properties_add_path": (vp, vp, cstr, cstr, cint, cstr, cstr),
     "obs_properties_add_button": (vp, vp, cstr, cstr, BUTTON_CLICKED),
     "obs_properties_add_group": (vp, vp, cstr, cstr, cint, vp),
     "obs_property_list_add_string": (ctypes.c_size_t, vp, cstr, cstr),
@@ -182,6 +187,13 @@ _SIGNATURES = {
     "obs_property_list_item_disable": (None, vp, ctypes.c_size_t, cbool),
     "obs_scene_from_source": (vp, vp),
     "obs_scene_find_source_recursive": (vp, vp, cstr),
+    # audio sync (obs/frontend.py)
+    "obs_get_source_by_name": (vp, cstr),
+    "obs_source_release": (None, vp),
+    "obs_source_get_sync_offset": (ctypes.c_int64, vp),
+    "obs_source_set_sync_offset": (None, vp, ctypes.c_int64),
+    "obs_get_frame_interval_ns": (ctypes.c_uint64,),
+    "obs_queue_task": (None, cint, TASK, vp, cbool),
 }
 
 
@@ -224,5 +236,6 @@ def enums(obs: object) -> SimpleNamespace:
         "OBS_COMBO_TYPE_LIST",
         "OBS_COMBO_FORMAT_STRING",
         "OBS_GROUP_NORMAL",
+        "OBS_PATH_FILE",
     ]
     return SimpleNamespace(**{n: getattr(obs, n) for n in names})

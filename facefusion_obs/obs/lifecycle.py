@@ -45,6 +45,7 @@ class Filters:
         state.next_handle += 1
         handle = state.next_handle
         state.instances[handle] = FaceFusionFilter(source, self.api, self.gs, self._supervisor, handle, options)
+        state.instances[handle].panic = state.panic  # a filter added while the panic key is on is covered too
         self._demand_changed()
         return handle
 
@@ -76,8 +77,9 @@ class Filters:
         now = time.monotonic()
         if now - self._last_log >= STATS_LOG_EVERY_S:
             self._last_log = now
+            audio = self.state.impl.dialog.audio_status() if self.state.impl is not None else ""
             for i in self.state.instances.values():
-                log(f"{i.status()} | {i.cost_summary()}")
+                log(f"{i.status()} | {i.cost_summary()}" + (f" | {audio}" if audio else ""))
             log(timing_summary(self.state.timings, TIMED_CALLBACKS))
 
     def video_render(self, handle: int, effect: int) -> bool:

@@ -148,6 +148,9 @@ def _add(api: SimpleNamespace, gs: SimpleNamespace, props: int, option: Any, cho
         if option.kind == "key_color":
             picker = api.obs_properties_add_color(props, _b(KEY_COLOR_CUSTOM), _b("Custom key colour"))
             api.obs_property_set_long_description(picker, _b("Used when Key colour is 'custom'."))
+    elif option.key == "cover_image":  # a file picker: the privacy cover's still image
+        prop = api.obs_properties_add_path(props, key, label, gs.OBS_PATH_FILE,
+                                           b"Images (*.png *.jpg *.jpeg *.bmp);;All files (*.*)", None)
     else:
         prop = api.obs_properties_add_text(props, key, label, gs.OBS_TEXT_DEFAULT)
     api.obs_property_set_long_description(prop, _b(option.tooltip))

@@ -47,6 +47,13 @@ class ScriptState:
     buttons: dict[str, Any] = field(default_factory=dict)
     script_settings: Any = None
     hotkeys: dict[str, Any] = field(default_factory=dict)
+    panic: bool = False  # "FaceFusion: cover now": every filter draws the cover (filters copy it)
+    audio: Any = None  # audiosync.AudioHold: the audio source kept in sync now, or None
+    audio_wanted: str = ""  # the "Keep audio in sync with" setting, read on the UI thread
+    audio_timer: Any = None  # the trampoline obs.timer_add calls (kept to remove it on unload)
+    audio_task: Any = None  # libobs.TASK: the UI-thread half of the audio sync (outlives unloads)
+    audio_queued: bool = False  # one audio_task is queued and has not run yet
+    shutting_down: bool = False  # OBS announced its exit (OBS_FRONTEND_EVENT_SCRIPTING_SHUTDOWN)
     errors: ErrorLog = field(default_factory=ErrorLog)
     timings: dict[str, CallTiming] = field(default_factory=dict)
 
@@ -95,15 +102,24 @@ def bound_trampoline(part: str, method: str, *bound: Any) -> Callable[..., None]
 
 def _render_trampoline(handle: int, effect: int) -> None:
     # A render that fails, or that finds no implementation, must still draw: skip the filter so the
-    # source shows unchanged.
+    # source shows unchanged; unless the streamer's face must stay hidden (privacy on, or the panic
+    # key): then that frame draws nothing at all rather than the camera.
     state = script_state()
     drawn = _call("filters", "video_render", (handle, effect), False)
     if drawn:
         return
     f = state.instances.get(handle)
-    if f is not None and state.api is not None:
+    if f is not None and state.api is not None and not _must_hide(f):
         with contextlib.suppress(Exception):
             state.api.obs_source_skip_video_filter(f.source)
+
+
+def _must_hide(f: Any) -> bool:
+    """Never raises: a filter whose state cannot be read counts as hiding (fails closed)."""
+    try:
+        return bool(f.options["privacy"] or f.panic)
+    except Exception:
+        return True
 
 
 def register(state: ScriptState) -> None:

@@ -21,7 +21,14 @@ import obspython as obs  # only importable inside OBS
 from facefusion_obs.config import PROJECT_ROOT, worker_setup
 from facefusion_obs.obs import libobs
 from facefusion_obs.obs.dialog import Dialog
-from facefusion_obs.obs.frontend import Frontend, register_hotkeys, save_hotkeys, unregister_hotkeys
+from facefusion_obs.obs.frontend import (
+    AUDIO_TICK_MS,
+    Frontend,
+    audio_setting,
+    register_hotkeys,
+    save_hotkeys,
+    unregister_hotkeys,
+)
 from facefusion_obs.obs.lifecycle import Filters
 from facefusion_obs.obs.registration import ScriptState, register, script_state, trampoline
 from facefusion_obs.obs.status import log
@@ -68,6 +75,12 @@ def _load(settings: Any) -> None:
     obs.signal_handler_connect(obs.obs_get_signal_handler(), "source_rename",
                                trampoline("frontend", "on_source_rename"))
     register_hotkeys(state, settings)
+    state.audio_wanted = audio_setting(settings)
+    if state.audio_timer is None:
+        state.audio_timer = trampoline("frontend", "audio_sync_tick")
+        state.audio_task = libobs.TASK(trampoline("frontend", "audio_sync_ui"))
+    state.audio_queued = False  # a hand-over lost across a reload must not stop the audio sync
+    obs.timer_add(state.audio_timer, AUDIO_TICK_MS)
     state.setup = worker_setup(PROJECT_ROOT)
     python = state.setup.python if state.setup is not None else None
     env = state.setup.env() if state.setup is not None else {}
@@ -81,6 +94,7 @@ def _load(settings: Any) -> None:
 def _update(settings: Any) -> None:
     state = script_state()
     state.script_settings = settings
+    state.audio_wanted = audio_setting(settings)  # the audio sync timer follows within a tick
     if state.impl is not None and state.instances:
         state.impl.frontend.apply_scene_mapping()
 
@@ -88,6 +102,10 @@ def _update(settings: Any) -> None:
 def _unload() -> None:
     state = script_state()
     unregister_hotkeys(state)
+    if state.audio_timer is not None:
+        obs.timer_remove(state.audio_timer)
+    if state.impl is not None:  # the audio source gets its own offset back (a failure stops nothing else)
+        _guarded("script_unload", state.impl.frontend.release_audio, True)
     state.script_settings = None
     state.loaded = False  # filters pass frames through until a load counts them again
     if state.supervisor is not None:

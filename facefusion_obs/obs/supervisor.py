@@ -38,6 +38,7 @@ BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0)
 CRASH_WINDOW_S = 60.0
 LOADING_GRACE_S = 60.0
 FRAMES_FLOWING_S = 0.5
+VERDICTS_KEPT = 8  # a render finds its output's verdict among the last few, however the threads interleave
 # Read once at import; the environment can set them for a slow machine (and the fault tests do).
 STARTUP_S = float(os.environ.get("FACEFUSION_OBS_STARTUP_S", "30"))  # spawn to "ready", else killed
 IDLE_STOP_S = float(os.environ.get("FACEFUSION_OBS_IDLE_STOP_S", "2.0"))  # no filter this long: stop
@@ -83,6 +84,9 @@ class Supervisor:
         # What the worker says can run ({engines, presets, provider}); replaced whole, never mutated,
         # so the UI thread reads a consistent snapshot. The last one is kept while a worker restarts.
         self.catalog: dict[str, Any] | None = None
+        # channel -> the newest few (frame id, every face swapped) verdicts; replaced whole, never mutated,
+        # so the render thread reads a consistent tuple (see obs/cover.py)
+        self.verdicts: dict[int, tuple[tuple[int, bool], ...]] = {}
         self._outbox: collections.deque[tuple[int, str, dict[str, Any]]] = collections.deque(maxlen=1024)
         self._pending_frames: set[int] = set()
         self._wake = threading.Event()
@@ -390,6 +394,9 @@ class Supervisor:
                 self.stats[s["channel"]] = WorkerStats(
                     s["processed"], s["dropped"], s["process_ms"], s["preset"], s["engine"], s["quality"]
                 )
+        elif kind == "verdict":
+            recent = self.verdicts.get(msg["channel"], ())[-(VERDICTS_KEPT - 1):]
+            self.verdicts[msg["channel"]] = (*recent, (msg["frame_id"], msg["swapped"]))
         elif kind == "catalog":
             self.catalog = {"engines": msg["engines"], "presets": msg["presets"], "provider": msg["provider"]}
         elif kind == "error":

@@ -186,7 +186,10 @@ def merge_planes(planes: list[Any], out: Any = None) -> Any:
         merged = xp.stack(planes, axis=-1)
         if out is None:
             return merged
-        out[...] = xp.asnumpy(merged) if hasattr(xp, "asnumpy") else merged
+        if xp is numpy:
+            out[...] = merged
+        else:  # the one download of the frame, straight into the host buffer (an output slot)
+            merged.get(out=out)
         return out
     return cv2.merge(planes, dst=out)
 

@@ -24,7 +24,10 @@ if TYPE_CHECKING:
 class Effect(Protocol):
     def configure(self, options: Mapping[str, Any]) -> None: ...
 
-    def process(self, bgra: np.ndarray, out_rgba: np.ndarray) -> None: ...
+    def process(self, bgra: np.ndarray, out_rgba: np.ndarray, t: float | None = None) -> None:
+        """One frame; ``t`` is its capture time in seconds (from the frame header), which temporal
+        filters run on instead of the wall clock."""
+        ...
 
     def in_use(self) -> tuple[str, str, str]:
         """(preset, engine, inference provider) actually in use, for the worker's status report."""
@@ -50,7 +53,7 @@ class Passthrough:
     def pace(self, frame_id: int, capture_ns: int, process_ms: float) -> str:
         return ""
 
-    def process(self, bgra: np.ndarray, out_rgba: np.ndarray) -> None:
+    def process(self, bgra: np.ndarray, out_rgba: np.ndarray, t: float | None = None) -> None:
         cv2.cvtColor(bgra, cv2.COLOR_BGRA2RGBA, dst=out_rgba)
         # Forcing alpha on 32-bit words is 3x faster than a strided write of the alpha plane.
         words = out_rgba.view(np.uint32)
@@ -67,6 +70,9 @@ class TestPattern:
     """Inverted RGB and a positional alpha: every output pixel is predictable from its input."""
 
     __test__ = False  # not a pytest class
+    # No camera picture survives the inversion, so the privacy cover may let it through: this is what
+    # lets real-OBS tests drive the uncovered path without face models.
+    face_swapped = True
 
     def __init__(self) -> None:
         self._alpha: np.ndarray | None = None
@@ -80,7 +86,7 @@ class TestPattern:
     def pace(self, frame_id: int, capture_ns: int, process_ms: float) -> str:
         return ""
 
-    def process(self, bgra: np.ndarray, out_rgba: np.ndarray) -> None:
+    def process(self, bgra: np.ndarray, out_rgba: np.ndarray, t: float | None = None) -> None:
         h, w = bgra.shape[:2]
         if self._alpha is None or self._alpha.shape != (h, w):
             self._alpha = positional_alpha(h, w)
@@ -90,13 +96,30 @@ class TestPattern:
 
 
 class PipelineEffect:
-    """Face swap and matting through :class:`facefusion_obs.pipeline.frame.FramePipeline`."""
+    """Face swap and matting through :class:`facefusion_obs.pipeline.frame.FramePipeline`.
+
+    The live filter swaps in stored presets only: a preset records the consent of the person pictured
+    (a stored one without it is refused by the presets' watcher), a photo path records none, so one
+    given as ``preset`` is refused here with a note and the preset serving before stays.
+    """
 
     def __init__(self, options: Mapping[str, Any], pool: ModelPool) -> None:
         from facefusion_obs.pipeline.frame import FramePipeline
 
-        self.pipeline = FramePipeline(options, pool)
+        self._notes: list[str] = []
+        self.pipeline = FramePipeline(self._presets_only(options, ""), pool)
         self.pacer = Pacer(len(QUALITY_LEVELS))
+
+    def _presets_only(self, options: Mapping[str, Any], serving: str) -> dict[str, Any]:
+        from facefusion_obs.presets import is_image_path
+
+        value = str(options.get("preset", ""))
+        if not is_image_path(value):
+            return dict(options)
+        self._notes.append(f"preset {value[:200]!r} is a photo, not a preset: the live filter swaps in presets "
+                           "only, which record the consent of the person pictured; make one with: facefusion-obs "
+                           'presets add NAME PHOTO --consent "WHO, WHEN, HOW"')
+        return {**options, "preset": serving}
 
     def pace(self, frame_id: int, capture_ns: int, process_ms: float) -> str:
         level = self.pacer.observe(frame_id, capture_ns, process_ms, time.monotonic())
@@ -105,11 +128,12 @@ class PipelineEffect:
         return self.pipeline.quality.name
 
     def configure(self, options: Mapping[str, Any]) -> None:
-        self.pipeline.configure(options)
+        self.pipeline.configure(self._presets_only(options, self.pipeline.options["preset"]))
 
     def recheck(self) -> list[str]:
-        """Follow model availability; the notes (engine transitions) go to the status line."""
-        return self.pipeline.recheck()
+        """Follow model availability; the notes (engine transitions, refused presets) go to the status line."""
+        notes, self._notes = self._notes, []
+        return [*notes, *self.pipeline.recheck()]
 
     def in_use(self) -> tuple[str, str, str]:
         options = self.pipeline.options
@@ -121,8 +145,36 @@ class PipelineEffect:
         provider = getattr(engine, "provider", "CPUExecutionProvider").removesuffix("ExecutionProvider").lower()
         return options["preset"], name, provider
 
-    def process(self, bgra: np.ndarray, out_rgba: np.ndarray) -> None:
-        self.pipeline.process(bgra, out=out_rgba)
+    def process(self, bgra: np.ndarray, out_rgba: np.ndarray, t: float | None = None) -> None:
+        self.pipeline.process(bgra, out=out_rgba, t=t)
+
+    @property
+    def face_swapped(self) -> bool:
+        """Whether the last frame swapped every face it found (the worker's verdict for the cover).
+
+        Fails closed: on top of the pipeline's own answer, the faces the engine swapped must be at
+        least the faces its tracker follows (inswapper counts them; mesh reports each face), so one
+        face of two that could not be aligned is "not swapped" for every engine."""
+        pipeline = self.pipeline
+        if not pipeline.face_swapped:
+            return False
+        engine = getattr(pipeline.swapper, "engine", None)
+        tracker = getattr(engine, "tracker", None)
+        if tracker is None:
+            return True
+        if hasattr(engine, "faces_swapped"):
+            swapped = int(engine.faces_swapped)
+        else:
+            swapped = sum(bool(r.swapped) for r in getattr(engine, "last", ()))
+        return swapped >= len(tracker.tracks)
+
+    @property
+    def swapped_preset(self) -> Any:
+        """The preset the last frame swapped in (the one serving, which may not be the one asked for while
+        that one fails to load), or None: what the usage log records."""
+        if not self.pipeline.face_swapped:
+            return None
+        return self.pipeline.swapper.engine.watcher.preset
 
 
 EFFECTS = {"passthrough": Passthrough, "test-pattern": TestPattern, "pipeline": PipelineEffect}

@@ -22,6 +22,7 @@ from facefusion_obs.ipc.frames import CorruptHeader, FrameChannel
 from facefusion_obs.ipc.shm import ShmError, unlink
 from facefusion_obs.worker.catalog import Catalog
 from facefusion_obs.worker.effects import EFFECTS, Effect, Passthrough, build_effect
+from facefusion_obs.worker.usage import UsageTracker, Use
 
 if TYPE_CHECKING:
     from facefusion_obs.runtime.pool import ModelPool
@@ -48,6 +49,7 @@ class Channel:
     process_ms: float = 0.0
     last_error_at: float = 0.0
     quality: str = ""  # the pipeline's quality level under load ("" for the diagnostic effects)
+    scene: str = ""  # the OBS scene the filter was last shown in (for the usage log)
 
     def view(self, ring_slot_view: memoryview) -> np.ndarray:
         return np.frombuffer(ring_slot_view, np.uint8).reshape(self.frames.height, self.frames.width, 4)
@@ -57,8 +59,9 @@ class Worker:
     """Serves the channels with models from ``pool`` (owned by the caller) and advertises the catalog."""
 
     def __init__(self, conn: ControlConnection, pool: ModelPool, provider: str = "cpu",
-                 doorbell: int | None = None) -> None:
+                 doorbell: int | None = None, usage: UsageTracker | None = None) -> None:
         self.conn = conn
+        self.usage = usage or UsageTracker()  # the local usage log: which preset was swapped in, when, where
         self.pool = pool
         self.catalog = Catalog(pool)
         self._catalog_sent: dict[str, Any] | None = None
@@ -79,7 +82,7 @@ class Worker:
         elif kind == "close":
             self._close(msg["channel"])
         elif kind == "configure":
-            self._configure(msg["channel"], msg["options"])
+            self._configure(msg["channel"], msg["options"], msg.get("scene"))
         elif kind == "shutdown":
             self.running = False
         # "frames" only wakes us up
@@ -100,16 +103,19 @@ class Worker:
         self.conn.send("attached", channel=cid, shm=frames.name)
 
     def _close(self, cid: int) -> None:
+        self.usage.close(cid)
         ch = self.channels.pop(cid, None)
         if ch is not None:
             unlink(ch.frames.name)
             ch.frames.close()
 
-    def _configure(self, cid: int, options: dict[str, Any]) -> None:
+    def _configure(self, cid: int, options: dict[str, Any], scene: str | None = None) -> None:
         ch = self.channels.get(cid)
         if ch is None:
             self._error(cid, f"configure for unknown channel {cid}")
             return
+        if scene is not None:
+            ch.scene = scene
         new = validate_options({**ch.options, **options})
         rebuild = not isinstance(ch.effect, EFFECTS[new["effect"]])
         ch.options = new
@@ -177,8 +183,12 @@ class Worker:
             src = ch.view(frames.input.slot_view(lease.slot))
             slot = frames.output.begin_write()
             t0 = time.perf_counter_ns()
+            swapped = False  # fail closed: only an effect that says so swapped every face
             try:
-                ch.effect.process(src, ch.view(frames.output.slot_view(slot)))
+                # the capture time from the frame header: tracking and smoothing run on camera time
+                t_capture = lease.meta.capture_ns / 1e9 if lease.meta.capture_ns > 0 else None
+                ch.effect.process(src, ch.view(frames.output.slot_view(slot)), t_capture)
+                swapped = bool(getattr(ch.effect, "face_swapped", False))
             except Exception as exc:
                 # Keep the stream alive: publish the untouched picture and report (rate-limited).
                 Passthrough().process(src, ch.view(frames.output.slot_view(slot)))
@@ -189,7 +199,10 @@ class Worker:
                     self._error(ch.id, f"channel {ch.id}: processing failed: {exc}")
             elapsed = time.perf_counter_ns() - t0
             ch.quality = ch.effect.pace(lease.meta.frame_id, lease.meta.capture_ns, elapsed / 1e6)
+            self._observe_usage(ch, swapped)
             if frames.input.intact(lease):
+                # before the commit, so it usually arrives first; OBS waits for it either way (obs/cover.py)
+                self.conn.send("verdict", channel=ch.id, frame_id=lease.meta.frame_id, swapped=swapped)
                 frames.output.commit(slot, lease.meta.frame_id, lease.meta.capture_ns, elapsed)
                 ch.processed += 1
                 ch.process_ms = elapsed / 1e6
@@ -199,6 +212,17 @@ class Worker:
         finally:
             frames.input.release()
         return True
+
+    def _observe_usage(self, ch: Channel, swapped: bool) -> None:
+        """Tell the usage log what this frame swapped in (debounced there into start/end lines)."""
+        preset = getattr(ch.effect, "swapped_preset", None) if swapped else None
+        agreed = preset.consent if preset is not None else None
+        use = None
+        if agreed is not None:  # presets without consent are refused before they can swap
+            from facefusion_obs.presets.consent import statement_hash
+
+            use = Use(preset.name, (agreed["recorded"], statement_hash(agreed["statement"])), ch.scene)
+        self.usage.observe(ch.id, use)
 
     # --------------------------------------------------------------------------------------- loop
     def _send_status(self, force: bool = False) -> None:
@@ -260,8 +284,10 @@ class Worker:
                         self._close(ch.id)
                 self._recheck()
                 self._send_status()
+                self.usage.tick()
         except (EOFError, OSError):
             log.info("control channel closed: OBS is gone; exiting")
         finally:
             for cid in list(self.channels):
                 self._close(cid)
+            self.usage.close_all()
