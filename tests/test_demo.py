@@ -15,7 +15,7 @@ import pytest
 
 from facefusion_obs.cli.main import main
 from facefusion_obs.config import FILTER_ID, PROJECT_ROOT
-from facefusion_obs.demo.assets import PRESET_NAME, prepare_assets
+from facefusion_obs.demo.assets import PRESET_NAME, filter_options, prepare_assets
 from facefusion_obs.demo.clip import ClipRenderer, virtual_background
 from facefusion_obs.demo.collection import (
     BACKGROUND_SOURCE,
@@ -28,6 +28,7 @@ from facefusion_obs.demo.collection import (
 )
 from facefusion_obs.demo.photos import SAMPLE_CONSENT
 from facefusion_obs.demo.screenshots import screen_fraction, start_demo_obs, wait_for_keyed_scene
+from facefusion_obs.pipeline.label import render_badge
 from facefusion_obs.presets import PresetError, PresetStore
 
 
@@ -86,7 +87,15 @@ def test_cli_renders_the_demo_to_files_without_a_display(demo_home, capsys, rend
     rgba = _read_rgb(out / "filter_rgba_0000.png")
 
     _, truth = renderer.frame(0)
-    screen, body = truth == 0, truth > 0.999
+    # the "AI face swap" badge sits over the screen in its corner, opaque, while the face is swapped
+    options = filter_options()
+    badge = render_badge(options["ai_label_text"], 960, 540, options["ai_label_corner"], options["ai_label_size"])
+    assert badge is not None
+    x0, y0, x1, y1 = badge.box
+    assert (rgba[y0:y1, x0:x1, 3][badge.coverage == 1] == 255).all()
+    outside = np.ones(truth.shape, bool)
+    outside[y0:y1, x0:x1] = False
+    screen, body = (truth == 0) & outside, truth > 0.999
     assert np.abs(rgba[..., 3][screen]).mean() < 2 and rgba[..., 3][body].mean() > 250
     # where the screen was, the background shows; where he stands, he does
     assert np.abs(shown[screen] - background[screen]).mean() < 3

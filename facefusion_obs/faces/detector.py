@@ -21,14 +21,10 @@ class DetectorConfig:
     strides: tuple[int, ...]
     anchors_per_layer: int  # 2 with interpolated_scale_aspect_ratio=1.0, 1 without
     min_score: float
-    # how far (of the face size) its eye and mouth keypoints may sit from the landmark model's before
-    # the two are taken to see different faces: the full-range model's keypoints of a small face sit
-    # up to ~15% off, the short-range model's within ~8%
-    keypoint_tolerance: float = 0.2
 
 
-SHORT_RANGE = DetectorConfig("face_detection_short_range", 128, (8, 16, 16, 16), 2, 0.5, 0.12)
-FULL_RANGE = DetectorConfig("face_detection_full_range_sparse", 192, (4,), 1, 0.5, 0.2)
+SHORT_RANGE = DetectorConfig("face_detection_short_range", 128, (8, 16, 16, 16), 2, 0.5)
+FULL_RANGE = DetectorConfig("face_detection_full_range_sparse", 192, (4,), 1, 0.5)
 CONFIGS = {c.model: c for c in (SHORT_RANGE, FULL_RANGE)}
 
 
@@ -57,7 +53,6 @@ class Detection:
     box: np.ndarray
     keypoints: np.ndarray
     score: float
-    keypoint_tolerance: float = 0.2  # the model's (DetectorConfig.keypoint_tolerance)
 
 
 def weighted_nms(boxes: np.ndarray, scores: np.ndarray, kps: np.ndarray, iou_threshold: float = 0.3,
@@ -134,6 +129,5 @@ class FaceDetector:
         to_px = lambda p: (p * size - offset) / scale  # noqa: E731
         result = []
         for box, kp, score in weighted_nms(boxes, scores, kps):
-            result.append(Detection(np.concatenate([to_px(box[:2]), to_px(box[2:])]), to_px(kp), score,
-                                    self.config.keypoint_tolerance))
+            result.append(Detection(np.concatenate([to_px(box[:2]), to_px(box[2:])]), to_px(kp), score))
         return result

@@ -109,6 +109,10 @@ REDETECT_FRAMES = 60  # after a loss, the detector runs on every frame for this 
 SETTLE_PASSES = 2  # extra landmark passes, each on the last one's framing, for a face to settle
 SEEK_EVERY = 5  # with fewer faces than asked for, the detector looks for more this often (frames)
 MAX_UNCONFIRMED = 3  # frames a track may go unconfirmed before it ends
+# How far (of the face size) a detection's eyes and mouth may sit from the landmark model's before the
+# two are taken to see different faces. Either detector's keypoints of a real, still face can sit ~15%
+# off (the astronaut photo: 14% with the short-range model), so a tighter bound refuses real faces.
+KEYPOINT_TOLERANCE = 0.2
 
 
 @dataclass
@@ -443,7 +447,7 @@ class FaceTracker:
             if track.detection is None:
                 return self._unconfirmed(track, raw, presence, "the detector does not confirm the face")
             off = _keypoint_offset(raw, np.asarray(track.detection.keypoints, np.float64))
-            if off > track.detection.keypoint_tolerance:  # the detector and the landmark model see different faces
+            if off > KEYPOINT_TOLERANCE:  # the detector and the landmark model see different faces
                 return self._unconfirmed(
                     track, raw, presence, f"landmarks {off:.0%} of the face size from the detection's keypoints"
                 )
