@@ -121,3 +121,14 @@ def test_the_pipeline_labels_a_swapped_face_and_only_then(model_pool, astronaut_
         assert (np.all(out[y0:y1, x0:x1, :3] == PLATE_RGB, axis=2)).mean() < 0.05
     finally:
         pipeline.close()
+
+
+def test_a_stream_renders_its_badge_once_and_again_when_the_options_change():
+    cache: dict = {}
+    first, second = np.zeros((H, W, 4), np.uint8), np.zeros((H, W, 4), np.uint8)
+    draw_label(first, _options(), swapped=True, cache=cache)
+    (badge,) = cache.values()
+    draw_label(second, _options(), swapped=True, cache=cache)
+    assert np.array_equal(first, second) and next(iter(cache.values())) is badge
+    draw_label(second, _options(ai_label_corner="top-left"), swapped=True, cache=cache)
+    assert len(cache) == 1 and next(iter(cache.values())) is not badge

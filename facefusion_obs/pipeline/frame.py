@@ -48,6 +48,7 @@ class FramePipeline:
         # straight into ``out``; numpy otherwise, through the same code.
         self.xp: ModuleType = xp or cupy_or_none() or np
         self._staging: Any = None  # a pinned host buffer the frame is uploaded from (GPU only)
+        self._badges: dict[tuple, Any] = {}  # the AI label, rendered once per text, size and corner
         self.swapper = build_swapper(self.options, pool)
         self.clock = StageClock()
         self.matter = build_matter(self.options, pool, clock=self.clock)
@@ -132,6 +133,6 @@ class FramePipeline:
         planes, alpha = self.matter.finish(rgb, solved, opaque=face_mask)
         with clock("compose"):
             result = merge_planes([*planes, alpha], out)
-        draw_label(result, self.options, face_mask is not None)  # the "AI face swap" badge (pipeline/label.py)
+        draw_label(result, self.options, face_mask is not None, self._badges)  # the "AI face swap" badge
         clock.frames += 1
         return result

@@ -87,19 +87,29 @@ def render_badge(text: str, width: int, height: int, corner: str, size: float) -
     return Badge(x, y, rgb, coverage)
 
 
-def draw_label(frame: Any, options: Mapping[str, Any], swapped: bool) -> None:
+def draw_label(frame: Any, options: Mapping[str, Any], swapped: bool, cache: dict[tuple, Any] | None = None) -> None:
     """Draw the badge into ``frame`` (H, W, 4 uint8, numpy or cupy) in place, when the ``ai_label``
-    option is on and ``swapped`` (a face in this frame is swapped); otherwise leave it untouched."""
+    option is on and ``swapped`` (a face in this frame is swapped); otherwise leave it untouched.
+
+    ``cache`` (owned by the caller, e.g. one per pipeline) keeps the last rendered badge, so a live
+    stream renders it once, not on every frame."""
     if not (swapped and options.get("ai_label", True)):
         return
     height, width = frame.shape[:2]
-    badge = render_badge(
+    key = (
         str(options.get("ai_label_text", DEFAULT_TEXT)),
         width,
         height,
         str(options.get("ai_label_corner", "bottom-right")),
         float(options.get("ai_label_size", 0.06)),
     )
+    if cache is not None and key in cache:
+        badge = cache[key]
+    else:
+        badge = render_badge(*key)
+        if cache is not None:
+            cache.clear()  # one badge per stream: the options or the frame size changed
+            cache[key] = badge
     if badge is None:
         return
     x0, y0, x1, y1 = badge.box
