@@ -326,6 +326,8 @@ class Supervisor:
                 self.release_segment(name)
 
     def _connect(self, endpoint: Endpoint, proc: subprocess.Popen[bytes]) -> ControlConnection | None:
+        # The start-up deadline has three watchers (this loop, _await_ready and the watchdog); whichever
+        # sees it first, the reason reads the same, so logs and tests need no race-dependent wording.
         deadline = time.monotonic() + self.startup_s
         while not self._stop.is_set() and time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -334,7 +336,7 @@ class Supervisor:
                 return endpoint.connect()
             except (FileNotFoundError, ConnectionRefusedError):
                 self._stop.wait(0.02)
-        self.detail = f"worker did not answer within {self.startup_s:g} s"
+        self.detail = f"worker did not start within {self.startup_s:g} s (no answer)"
         return None
 
     def _await_ready(self, conn: ControlConnection, proc: subprocess.Popen[bytes]) -> dict[str, Any] | None:
@@ -344,7 +346,7 @@ class Supervisor:
             if self._stop.is_set() or proc.poll() is not None:
                 return None
             if time.monotonic() > deadline:
-                self.detail = f"worker did not get ready within {self.startup_s:g} s"
+                self.detail = f"worker did not start within {self.startup_s:g} s (not ready)"
                 return None
         return conn.recv()
 
