@@ -93,16 +93,10 @@ def draw_label(frame: Any, options: Mapping[str, Any], swapped: bool, cache: dic
 
     ``cache`` (owned by the caller, e.g. one per pipeline) keeps the last rendered badge, so a live
     stream renders it once, not on every frame."""
-    if not (swapped and options.get("ai_label", True)):
+    if not (swapped and options["ai_label"]):  # validated options (config.OPTIONS holds the defaults)
         return
     height, width = frame.shape[:2]
-    key = (
-        str(options.get("ai_label_text", DEFAULT_TEXT)),
-        width,
-        height,
-        str(options.get("ai_label_corner", "bottom-right")),
-        float(options.get("ai_label_size", 0.06)),
-    )
+    key = (options["ai_label_text"], width, height, options["ai_label_corner"], float(options["ai_label_size"]))
     if cache is not None and key in cache:
         badge = cache[key]
     else:

@@ -20,6 +20,7 @@ from facefusion_obs.config import default_options, validate_options
 from facefusion_obs.ipc.control import ControlConnection, ProtocolError
 from facefusion_obs.ipc.frames import CorruptHeader, FrameChannel
 from facefusion_obs.ipc.shm import ShmError, unlink
+from facefusion_obs.presets.consent import statement_hash
 from facefusion_obs.worker.catalog import Catalog
 from facefusion_obs.worker.effects import EFFECTS, Effect, Passthrough, build_effect
 from facefusion_obs.worker.usage import UsageTracker, Use
@@ -219,8 +220,6 @@ class Worker:
         agreed = preset.consent if preset is not None else None
         use = None
         if agreed is not None:  # presets without consent are refused before they can swap
-            from facefusion_obs.presets.consent import statement_hash
-
             use = Use(preset.name, (agreed["recorded"], statement_hash(agreed["statement"])), ch.scene)
         self.usage.observe(ch.id, use)
 
